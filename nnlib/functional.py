@@ -1,0 +1,223 @@
+"""nnlib.functional: activations and losses as functions of Tensors (``torch.nn.functional``).
+
+The fused ops here (log_softmax, logsumexp, cross_entropy, linear) are single graph nodes with a
+hand-derived backward: cheaper than composing primitives, and numerically stable.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from .tensor import Tensor, _lift, _normalise_axes, _stable_sigmoid
+
+Reduction = Literal["mean", "sum", "none"]
+
+
+def _tensor(x) -> Tensor:
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def _check_reduction(reduction: str, op: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(per_example: np.ndarray, reduction: str) -> tuple[np.ndarray, float]:
+    """The reduced loss and the factor d(reduced)/d(per-example) (1/N for a mean)."""
+    if reduction == "none":
+        return per_example, 1.0
+    if reduction == "sum":
+        return np.asarray(per_example.sum()), 1.0
+    n = max(per_example.size, 1)
+    return np.asarray(per_example.mean()), 1.0 / n
+
+
+def relu(x: Tensor) -> Tensor:
+    return _tensor(x).relu()
+
+
+def tanh(x: Tensor) -> Tensor:
+    return _tensor(x).tanh()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return _tensor(x).sigmoid()
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b as one node (``torch.nn.functional.linear``; weight has shape (out, in)).
+    dy/dx: G W;  dy/dW: G^T x;  dy/db: G summed over the batch."""
+    x = _tensor(x)
+    X, W = x.data, weight.data
+    if X.shape[-1] != W.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {X.shape} has {X.shape[-1]} features but the weight of shape "
+            f"{W.shape} expects {W.shape[1]} (weight is (out_features, in_features))")
+    out = X @ W.T
+    if bias is not None:
+        out += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+
+    def backward(g: np.ndarray):
+        gx = g @ W if x.requires_grad else None
+        if X.ndim == 2:
+            gw = g.T @ X if weight.requires_grad else None
+            gb = g.sum(axis=0) if bias is not None and bias.requires_grad else None
+        else:  # leading batch dims: flatten them
+            g2, x2 = g.reshape(-1, g.shape[-1]), X.reshape(-1, X.shape[-1])
+            gw = g2.T @ x2 if weight.requires_grad else None
+            gb = g2.sum(axis=0) if bias is not None and bias.requires_grad else None
+        return (gx, gw) if bias is None else (gx, gw, gb)
+    return Tensor._make(out, parents, backward, "linear")
+
+
+def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
+    """log sum_j exp(x_j), computed as m + log sum exp(x - m) with m = max x (no overflow).
+    d/dx_j = softmax(x)_j."""
+    x = _tensor(x)
+    ax = _normalise_axes(axis, x.ndim, "logsumexp")
+    m = np.max(x.data, axis=ax, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0)
+    e = np.exp(x.data - m)
+    s = e.sum(axis=ax, keepdims=True)
+    out = np.log(s) + m
+
+    def backward(g: np.ndarray):
+        if not keepdims:
+            g = np.expand_dims(g, ax)
+        return (g * (e / s),)
+    return Tensor._make(out if keepdims else np.squeeze(out, axis=ax), (x,), backward, "logsumexp")
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """log softmax(x)_j = x_j - logsumexp(x). d/dx: g - softmax(x) * sum(g)."""
+    x = _tensor(x)
+    ax = _normalise_axes(axis, x.ndim, "log_softmax")
+    shifted = x.data - np.max(x.data, axis=ax, keepdims=True)
+    out = shifted - np.log(np.exp(shifted).sum(axis=ax, keepdims=True))
+
+    def backward(g: np.ndarray):
+        return (g - np.exp(out) * g.sum(axis=ax, keepdims=True),)
+    return Tensor._make(out, (x,), backward, "log_softmax")
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """softmax(x)_j = exp(x_j - max x) / sum_k exp(x_k - max x).
+    Jacobian: d o_j / d x_k = o_j (delta_jk - o_k), so d/dx = o * (g - sum(g * o))."""
+    x = _tensor(x)
+    ax = _normalise_axes(axis, x.ndim, "softmax")
+    e = np.exp(x.data - np.max(x.data, axis=ax, keepdims=True))
+    out = e / e.sum(axis=ax, keepdims=True)
+
+    def backward(g: np.ndarray):
+        return (out * (g - (g * out).sum(axis=ax, keepdims=True)),)
+    return Tensor._make(out, (x,), backward, "softmax")
+
+
+def mse_loss(input: Tensor, target, reduction: Reduction = "mean") -> Tensor:
+    """(input - target)^2, reduced. d/d input = 2 (input - target) (/ N for the mean)."""
+    _check_reduction(reduction, "mse_loss")
+    x = _tensor(input)
+    t = _lift(target, x)
+    if x.shape != t.shape:
+        raise ValueError(f"mse_loss: input shape {x.shape} and target shape {t.shape} must be equal "
+                         "(broadcasting them is almost always a bug)")
+    diff = x - t
+    sq = diff * diff
+    return sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
+
+
+def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tensor:
+    """Softmax cross-entropy from logits, as ``torch.nn.functional.cross_entropy``.
+
+    logits: (N, C) or (C,). target: class indices (ints, shape (N,) or ()) or probabilities
+    (floats, same shape as logits, each row summing to one). With o = softmax(logits):
+    loss_i = -sum_j t_ij log o_ij;  d loss_i / d logits_i = o_i - t_i;  d loss_i / d t_ij = -log o_ij.
+    A probability target that is a Tensor with requires_grad receives that label gradient (the
+    behaviour of TensorFlow's softmax_cross_entropy_with_logits_v2); detach it to stop it (v1).
+    """
+    _check_reduction(reduction, "cross_entropy")
+    z = _tensor(logits)
+    if z.ndim not in (1, 2):
+        raise ValueError(f"cross_entropy: logits must have shape (N, C) or (C,), got {z.shape}")
+    C = z.shape[-1]
+    Z = z.data if z.ndim == 2 else z.data[None, :]
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    squeeze = z.ndim == 1
+
+    t_tensor = target if isinstance(target, Tensor) else None
+    t_arr = target.data if t_tensor is not None else np.asarray(target)
+    if t_tensor is None and np.issubdtype(t_arr.dtype, np.integer):
+        labels = t_arr.reshape(-1).astype(np.int64)
+        if labels.shape[0] != Z.shape[0] or t_arr.ndim != (0 if squeeze else 1):
+            raise ValueError(f"cross_entropy: class-index target of shape {t_arr.shape} does not match logits "
+                             f"of shape {z.shape} (expected shape {(Z.shape[0],) if not squeeze else ()})")
+        bad = (labels < 0) | (labels >= C)
+        if bad.any():
+            raise IndexError(f"cross_entropy: target class {int(labels[bad][0])} is out of range for {C} classes "
+                             f"(valid labels are 0..{C - 1})")
+        rows = np.arange(Z.shape[0])
+        per_ex = -logp[rows, labels]
+        loss, scale = _reduce(per_ex if not squeeze else per_ex.reshape(()), reduction)
+
+        def backward_idx(g: np.ndarray):
+            grad = np.exp(logp)
+            grad[rows, labels] -= 1.0
+            grad *= (g.reshape(-1, 1) if reduction == "none" else g) * scale
+            return (grad if not squeeze else grad[0],)
+        return Tensor._make(loss, (z,), backward_idx, "cross_entropy")
+
+    t = t_tensor if t_tensor is not None else Tensor(t_arr.astype(Z.dtype))
+    T = t.data if t.ndim == 2 else t.data[None, :]
+    if t.shape != z.shape:
+        raise ValueError(f"cross_entropy: probability target of shape {t.shape} must have the logits' shape {z.shape}")
+    sums = T.sum(axis=1)
+    if not np.allclose(sums, 1.0, rtol=0, atol=1e-4):  # loose enough for a gradient check's nudges
+        worst = int(np.argmax(np.abs(sums - 1)))
+        raise ValueError(
+            f"cross_entropy: probability targets must sum to one over the {C} classes; row {worst} sums to "
+            f"{sums[worst]:.6g}. Pass class indices (an integer array) or normalise the targets")
+    per_ex = -(T * logp).sum(axis=1)
+    loss, scale = _reduce(per_ex if not squeeze else per_ex.reshape(()), reduction)
+    parents = (z, t)
+
+    def backward_prob(g: np.ndarray):
+        gs = (g.reshape(-1, 1) if reduction == "none" else g) * scale
+        gz = (np.exp(logp) * T.sum(axis=1, keepdims=True) - T) * gs if z.requires_grad else None
+        gt = -logp * gs if t.requires_grad else None
+        if squeeze:
+            gz = None if gz is None else gz[0]
+            gt = None if gt is None else gt[0]
+        return gz, gt
+    return Tensor._make(loss, parents, backward_prob, "cross_entropy")
+
+
+def nll_loss(log_probs: Tensor, target, reduction: Reduction = "mean") -> Tensor:
+    """Negative log-likelihood of class indices given log-probabilities (N, C)."""
+    _check_reduction(reduction, "nll_loss")
+    lp = _tensor(log_probs)
+    labels = np.asarray(target).astype(np.int64)
+    if lp.ndim != 2 or labels.shape != (lp.shape[0],):
+        raise ValueError(f"nll_loss: expected log_probs (N, C) and target (N,), got {lp.shape} and {labels.shape}")
+    if ((labels < 0) | (labels >= lp.shape[1])).any():
+        raise IndexError(f"nll_loss: target labels must be in 0..{lp.shape[1] - 1}, got {labels.min()}..{labels.max()}")
+    picked = -lp[np.arange(lp.shape[0]), labels]
+    return picked if reduction == "none" else (picked.sum() if reduction == "sum" else picked.mean())
+
+
+def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: Reduction = "mean") -> Tensor:
+    """-[t log s(z) + (1-t) log(1-s(z))] computed stably from logits z. d/dz = s(z) - t."""
+    _check_reduction(reduction, "binary_cross_entropy_with_logits")
+    z = _tensor(logits)
+    t = np.asarray(target.data if isinstance(target, Tensor) else target, dtype=z.dtype)
+    if t.shape != z.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: target shape {t.shape} must equal logits shape {z.shape}")
+    Z = z.data
+    per = np.maximum(Z, 0) - Z * t + np.log1p(np.exp(-np.abs(Z)))
+    loss, scale = _reduce(per, reduction)
+
+    def backward(g: np.ndarray):
+        return ((_stable_sigmoid(Z) - t) * g * scale,)
+    return Tensor._make(loss, (z,), backward, "bce_with_logits")
