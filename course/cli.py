@@ -1,0 +1,136 @@
+"""The ``course`` command: build, check, grade, merge (see docs/grading.md and docs/authoring.md)."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from . import paths
+
+
+def _write(dest: str, text: str) -> None:
+    if dest == "-":
+        sys.stdout.write(text)
+    else:
+        Path(dest).write_text(text, encoding="utf-8")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .build import build
+    from .notebook import NotebookError
+
+    try:
+        lines = build(Path(args.solutions), Path(args.chapters))
+    except NotebookError as e:
+        print(f"course build: {e}", file=sys.stderr)
+        return 1
+    for line in lines:
+        print(line)
+    print(f"course build: {args.chapters} is up to date" + (f" ({len(lines)} changed)" if lines else ""))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .build import check
+    from .notebook import NotebookError
+
+    try:
+        problems = check(Path(args.solutions), Path(args.chapters))
+    except NotebookError as e:
+        print(f"course check: {e}", file=sys.stderr)
+        return 1
+    for p in problems:
+        print(p)
+    if problems:
+        return 1
+    print(f"course check: OK, {args.chapters} matches {args.solutions}")
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .grade import grade_paths
+    from .report import dumps_json, table, to_csv, to_json
+    from .sandbox import Limits
+
+    tests = Path(args.tests)
+    if not tests.is_dir():
+        print(f"course grade: {tests}: no such folder of hidden tests", file=sys.stderr)
+        return 2
+    limits = Limits(timeout=args.timeout, memory_mb=args.memory)
+    try:
+        results, bad, mode = grade_paths(args.paths, tests, jobs=args.jobs, seed=args.seed,
+                                         limits=limits)
+    except (RuntimeError, OSError) as e:  # the sandbox itself cannot be set up
+        print(f"course grade: cannot start the sandbox: {e}", file=sys.stderr)
+        return 2
+    data = to_json(results)
+    table_out = sys.stderr if "-" in (args.json, args.csv) else sys.stdout
+    if data:
+        print(table(data), file=table_out)
+        print(f"sandbox: {mode}", file=sys.stderr)
+    if args.json:
+        _write(args.json, dumps_json(data))
+    if args.csv:
+        _write(args.csv, to_csv(data, bad))
+    for b in bad:
+        print(f"course grade: {b.path}: {b.reason}", file=sys.stderr)
+    return 2 if bad else 0
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    from .report import dumps_json, load_reports, table, to_csv
+
+    try:
+        data = load_reports(args.reports)
+    except (OSError, ValueError) as e:
+        print(f"course merge: {e}", file=sys.stderr)
+        return 2
+    print(table(data), file=sys.stderr if "-" in (args.json, args.csv) else sys.stdout)
+    if args.json:
+        _write(args.json, dumps_json(data))
+    if args.csv:
+        _write(args.csv, to_csv(data))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="course", description="Build, check and grade the course "
+                                "notebooks.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, help_ in (("build", "regenerate chapters/ from solutions/"),
+                        ("check", "fail (exit 1) when chapters/ is not what build would write")):
+        s = sub.add_parser(name, help=help_)
+        s.add_argument("--solutions", default=None, help="solution notebooks (default: solutions/)")
+        s.add_argument("--chapters", default=None, help="student notebooks (default: chapters/)")
+    g = sub.add_parser("grade", help="grade notebooks (files or folders) against the hidden tests")
+    g.add_argument("paths", nargs="+", metavar="PATH")
+    g.add_argument("--tests", default=None, help="folder of hidden tests chNN.py "
+                   "(default: tests/hidden/ of the repository)")
+    g.add_argument("--json", metavar="FILE|-", help="write the JSON report (- for stdout)")
+    g.add_argument("--csv", metavar="FILE|-", help="write the CSV gradebook")
+    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="exercises run in parallel (default: number of cores)")
+    g.add_argument("--seed", type=int, default=None,
+                   help="seed of the hidden inputs (default: from each submission's content)")
+    g.add_argument("--timeout", type=float, default=10.0, help="seconds per exercise (default 10)")
+    g.add_argument("--memory", type=int, default=2048, help="MiB of address space per exercise "
+                   "(default 2048)")
+    m = sub.add_parser("merge", help="merge JSON reports of separate `course grade` runs")
+    m.add_argument("reports", nargs="+", metavar="REPORT.json")
+    m.add_argument("--json", metavar="FILE|-")
+    m.add_argument("--csv", metavar="FILE|-")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command in ("build", "check"):
+        args.solutions = args.solutions or str(paths.default_solutions())
+        args.chapters = args.chapters or str(paths.default_chapters())
+        return cmd_build(args) if args.command == "build" else cmd_check(args)
+    if args.command == "grade":
+        args.tests = args.tests or str(paths.default_tests())
+        return cmd_grade(args)
+    return cmd_merge(args)

@@ -1,0 +1,250 @@
+"""Hidden tests: the ``Exercise`` description and the comparison that explains wrong answers.
+
+This module runs in the grader's process (and in the learner's kernel, for the visible check
+cells). It never runs learner code itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+Case = dict[str, Any]
+Outputs = dict[str, Any]
+
+
+def _one_case(rng: np.random.Generator) -> list[Case]:
+    return [{}]
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One graded exercise of a chapter (see docs/authoring.md).
+
+    ``call(ns, inp)`` runs in the sandbox (only its source text is sent, so it must be a
+    top-level ``def`` that imports what it needs). ``inputs(rng)``, ``expected(inp)``,
+    ``mistakes`` and ``check`` run only in the grader's process.
+
+    ``batch_key`` names the input that gives the batch size (its first dimension if it is an
+    array, its value if it is a number), so an answer off by exactly that factor is explained
+    as a sum where a mean was asked (or the other way round).
+    """
+    id: str
+    points: float
+    needs: tuple[str, ...]
+    call: Callable[[dict[str, Any], Case], Outputs]
+    expected: Callable[[Case], Outputs]
+    inputs: Callable[[np.random.Generator], Sequence[Case]] = _one_case
+    rtol: float = 1e-6
+    atol: float = 1e-8
+    mistakes: Mapping[str, Callable[[Case], Outputs]] = field(default_factory=dict)
+    check: Callable[[Case, Outputs, Outputs], str | None] | None = None
+    batch_key: str | None = None
+    timeout: float | None = None
+
+    def batch_size(self, inp: Case) -> int | None:
+        if self.batch_key is None or self.batch_key not in inp:
+            return None
+        v = inp[self.batch_key]
+        if isinstance(v, np.ndarray):
+            return int(v.shape[0]) if v.ndim >= 1 else None
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return int(v)
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# Describing values in words
+
+def excerpt(v: Any, limit: int = 6) -> str:
+    """A short, readable rendering of a value: at most ``limit`` numbers, with the shape."""
+    if isinstance(v, (str, np.str_)):
+        s = str(v)
+        return repr(s if len(s) <= 60 else s[:57] + "...")
+    if v is None:
+        return "None"
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    arr = np.asarray(v)
+    if arr.dtype.kind not in "biufc":
+        return f"a {type(v).__name__}"
+    if arr.ndim == 0:
+        return _fmt(arr.item())
+    flat = arr.ravel()
+    body = ", ".join(_fmt(x) for x in flat[:limit].tolist())
+    more = ", ..." if flat.size > limit else ""
+    return f"[{body}{more}] (shape {tuple(arr.shape)})"
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, bool):
+        return str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, complex):
+        return f"{x:.4g}"
+    return f"{x:.4g}"
+
+
+def describe_inputs(inp: Case) -> str:
+    parts = []
+    for k, v in inp.items():
+        if isinstance(v, np.ndarray) and v.ndim > 0:
+            parts.append(f"{k} of shape {tuple(v.shape)}")
+        else:
+            parts.append(f"{k}={excerpt(v)}")
+    return ", ".join(parts)
+
+
+def _factor_words(c: float) -> str:
+    fr = Fraction(c).limit_denominator(1000)
+    if fr.denominator == 1:
+        return f"{fr.numerator}"
+    if fr.numerator == 1:
+        return f"1/{fr.denominator}"
+    return f"{c:.4g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison
+
+class InvalidOutput(Exception):
+    """The learner's result is of the wrong kind (a string for a number, ...)."""
+
+
+def _is_textual(v: Any) -> bool:
+    return isinstance(v, (str, np.str_)) or (isinstance(v, np.ndarray) and v.dtype.kind == "U")
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
+    try:
+        return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
+def diagnose_value(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8,
+                   batch: int | None = None,
+                   mistakes: Mapping[str, Any] | None = None) -> str | None:
+    """None when ``got`` matches ``want``; otherwise a message in words saying how it differs.
+
+    Raises InvalidOutput when ``got`` is not even the right kind of value.
+    """
+    mistakes = mistakes or {}
+    if got is None and want is not None:
+        raise InvalidOutput("returned None: did you forget the `return` statement?")
+    # text and choices
+    if _is_textual(want):
+        if not _is_textual(got):
+            raise InvalidOutput(f"expected text like {excerpt(want)}, got {excerpt(got)}")
+        if str(got).strip().casefold() == str(want).strip().casefold():
+            return None
+        for name, m in mistakes.items():
+            if _is_textual(m) and str(got).strip().casefold() == str(m).strip().casefold():
+                return f"{name}: expected {excerpt(want)}, got {excerpt(got)}"
+        return f"expected {excerpt(want)}, got {excerpt(got)}"
+    if _is_textual(got):
+        raise InvalidOutput(f"expected a number or array, got text {excerpt(got)}")
+    if isinstance(want, (bool, np.bool_)):
+        g = np.asarray(got)
+        if g.shape != () or g.dtype.kind not in "biu":
+            raise InvalidOutput(f"expected True or False, got {excerpt(got)}")
+        return None if bool(g) == bool(want) else f"expected {bool(want)}, got {bool(g)}"
+    w = np.asarray(want)
+    g = np.asarray(got)
+    if g.dtype.kind not in "biufc":
+        raise InvalidOutput(f"expected numbers, got {type(got).__name__}")
+    wf = w.astype(np.complex128 if w.dtype.kind == "c" else np.float64)
+    gf = g.astype(np.complex128 if g.dtype.kind == "c" else np.float64)
+    # shape
+    if g.shape != w.shape:
+        if g.ndim == 2 and g.shape == w.shape[::-1] and _close(gf.T, wf, rtol, atol):
+            return (f"transposed: expected shape {tuple(w.shape)}, got {tuple(g.shape)} with the "
+                    "right values in the transposed layout")
+        if g.size == w.size and _close(gf.reshape(w.shape), wf, rtol, atol):
+            return (f"right values but wrong shape: expected {tuple(w.shape)}, got "
+                    f"{tuple(g.shape)} (a missing reshape, keepdims or squeeze?)")
+        if batch and w.ndim >= 1 and g.shape == w.shape[1:] and g.ndim < w.ndim:
+            return (f"wrong shape: expected {tuple(w.shape)} (one row per example of the batch "
+                    f"of {batch}), got {tuple(g.shape)}: did you sum or average over the batch?")
+        if batch and g.ndim == w.ndim + 1 and g.shape[1:] == w.shape and g.shape[0] == batch:
+            return (f"wrong shape: expected {tuple(w.shape)}, got {tuple(g.shape)}: one value per "
+                    "example where the batch should have been reduced (sum or mean)")
+        return f"wrong shape: expected {tuple(w.shape)}, got {tuple(g.shape)}"
+    # NaN / inf
+    bad_g, bad_w = ~np.isfinite(gf), ~np.isfinite(wf)
+    if (bad_g & ~bad_w).any():
+        n = int((bad_g & ~bad_w).sum())
+        kind = "NaN" if np.isnan(gf[bad_g & ~bad_w]).any() else "inf"
+        return (f"{n} of {g.size} values are {kind} where finite numbers were expected "
+                "(an overflow, e.g. exp of a large number, or a division by zero?)")
+    if _close(gf, wf, rtol, atol):
+        return None
+    diff = f"expected {excerpt(w)}, got {excerpt(g)}"
+    # the exercise's own plausible mistakes
+    for name, m in mistakes.items():
+        try:
+            mv = np.asarray(m, dtype=wf.dtype)
+        except (TypeError, ValueError):
+            continue
+        if _close(gf, mv, rtol, atol):
+            return f"this looks like {name}: {diff}"
+    if w.dtype.kind in "fc" and g.dtype.kind in "biu" and _close(gf, np.trunc(wf.real), 0, 1e-12):
+        return (f"your result has integer dtype ({g.dtype}) where floats were expected: the "
+                f"values were truncated: {diff}")
+    if g.dtype == np.float32 and w.dtype == np.float64 and _close(gf, wf, 1e-4, 1e-6):
+        return f"close, but your result is float32 where float64 was expected: {diff}"
+    if np.any(wf != 0) and _close(gf, -wf, rtol, atol):
+        return f"wrong sign: you returned the negative of the expected values: {diff}"
+    scale = _constant_factor(gf, wf, rtol, atol)
+    if scale is not None:
+        if batch and batch > 1 and math.isclose(scale, batch, rel_tol=1e-6):
+            return (f"off by a factor of {batch}, the batch size: a sum where a mean was asked: "
+                    f"{diff}")
+        if batch and batch > 1 and math.isclose(scale, 1 / batch, rel_tol=1e-6):
+            return (f"off by a factor of 1/{batch}, the batch size: a mean where a sum was "
+                    f"asked: {diff}")
+        return f"off by a constant factor of {_factor_words(scale)}: {diff}"
+    if g.dtype.kind in "fc" and w.dtype.kind in "fc":
+        err = float(np.nanmax(np.abs(gf - wf)))
+        return f"wrong values (largest difference {err:.3g}): {diff}"
+    return f"wrong values: {diff}"
+
+
+def _constant_factor(g: np.ndarray, w: np.ndarray, rtol: float, atol: float) -> float | None:
+    if w.size == 0 or not np.all(np.isfinite(w)) or not np.all(np.isfinite(g)):
+        return None
+    if w.dtype.kind == "c" or g.dtype.kind == "c":
+        return None
+    denom = float(np.vdot(w, w))
+    if denom == 0.0:
+        return None
+    c = float(np.vdot(w, g)) / denom
+    if c == 0.0 or math.isclose(c, 1.0, rel_tol=1e-9) or math.isclose(c, -1.0, rel_tol=1e-9):
+        return None
+    return c if _close(g, c * w, max(rtol, 1e-9), atol * abs(c) + atol) else None
+
+
+def compare_outputs(ex: Exercise, inp: Case, got: Outputs, want: Outputs) -> str | None:
+    """None when every output of one case is right, else a message. Raises InvalidOutput."""
+    if ex.check is not None:
+        return ex.check(inp, got, want)
+    batch = ex.batch_size(inp)
+    wrong_by_mistake: dict[str, dict[str, Any]] = {}
+    for name, fn in ex.mistakes.items():
+        try:
+            wrong_by_mistake[name] = fn(inp)
+        except Exception:  # a mistake model that does not apply to this case
+            continue
+    for key, w in want.items():
+        if key not in got:
+            raise InvalidOutput(f"the result has no {key!r}")
+        mist = {name: m[key] for name, m in wrong_by_mistake.items()
+                if isinstance(m, dict) and key in m}
+        msg = diagnose_value(got[key], w, ex.rtol, ex.atol, batch, mist)
+        if msg is not None:
+            return msg if len(want) == 1 else f"{key}: {msg}"
+    return None

@@ -1,0 +1,72 @@
+"""Gradebook output: the table on stdout, the JSON list and the CSV (one row per submission)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Iterable, Sequence
+
+from .grade import BadPath, NotebookResult
+
+SYMBOL = {"passed": "✓", "failed": "✗", "not_attempted": "…"}
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def table(results: Sequence[dict[str, Any]], width: int = 110) -> str:
+    """A plain-text report: one block per notebook, one line per exercise."""
+    out = []
+    for r in results:
+        out.append(f"{r['notebook']}  [{r['chapter']}, seed {r['seed']}]  "
+                   f"score {_num(r['score'])}/{_num(r['max_score'])}")
+        idw = max((len(e["id"]) for e in r["exercises"]), default=10)
+        for e in r["exercises"]:
+            msg = e["message"].replace("\n", " ")
+            line = (f"  {SYMBOL.get(e['status'], '!')} {e['id']:<{idw}}  "
+                    f"{_num(e['points']):>3}/{_num(e['max_points']):<3} {e['status']:<14} {msg}")
+            out.append(line if len(line) <= width else line[:width - 1] + "…")
+    return "\n".join(out)
+
+
+def to_json(results: Iterable[NotebookResult]) -> list[dict[str, Any]]:
+    return [r.to_json() for r in results]
+
+
+def dumps_json(results: Sequence[dict[str, Any]]) -> str:
+    return json.dumps(list(results), indent=1, ensure_ascii=False) + "\n"
+
+
+def to_csv(results: Sequence[dict[str, Any]], bad: Sequence[BadPath] = ()) -> str:
+    """One row per submission: notebook, chapter, seed, score, max_score, one column per exercise
+    (its points), and ``problem`` (why a submission could not be graded)."""
+    ex_ids: list[str] = []
+    for r in results:
+        for e in r["exercises"]:
+            if e["id"] not in ex_ids:
+                ex_ids.append(e["id"])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["notebook", "chapter", "seed", "score", "max_score", *ex_ids, "problem"])
+    for r in results:
+        pts = {e["id"]: _num(e["points"]) for e in r["exercises"]}
+        w.writerow([r["notebook"], r["chapter"], r["seed"], _num(r["score"]), _num(r["max_score"]),
+                    *(pts.get(i, "") for i in ex_ids), ""])
+    for b in bad:
+        w.writerow([b.path, "", "", "", "", *("" for _ in ex_ids), b.reason])
+    return buf.getvalue()
+
+
+def load_reports(paths: Iterable[str]) -> list[dict[str, Any]]:
+    """Read JSON reports written by ``course grade --json FILE`` (a list, or one object each)."""
+    merged: list[dict[str, Any]] = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            data = json.load(f)
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            if not isinstance(item, dict) or not {"notebook", "exercises", "score"} <= item.keys():
+                raise ValueError(f"{p}: not a report written by `course grade --json`")
+            merged.append(item)
+    return merged

@@ -1,0 +1,121 @@
+"""The diagnosis of wrong answers (course.hidden) and the visible check cells (course.checks)."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from course.checks import exercise_check
+from course.hidden import InvalidOutput, diagnose_value
+
+FIXTURES = Path(__file__).parent / "fixtures"
+W = np.arange(1.0, 7.0).reshape(2, 3)
+
+
+@pytest.mark.parametrize("got, words", [
+    (W.T, "transposed: expected shape (2, 3), got (3, 2)"),
+    (W.ravel(), "right values but wrong shape: expected (2, 3), got (6,)"),
+    (np.ones(4), "wrong shape: expected (2, 3), got (4,)"),
+    (-W, "wrong sign"),
+    (2 * W, "off by a constant factor of 2"),
+    (W / 3, "off by a constant factor of 1/3"),
+    (np.where(W > 4, np.nan, W), "2 of 6 values are NaN"),
+    (np.where(W > 5, np.inf, W), "1 of 6 values are inf"),
+    (W + 0.5, "wrong values (largest difference 0.5): expected [1, 2, 3, 4, 5, 6] (shape (2, 3)), "
+              "got [1.5, 2.5, 3.5, 4.5, 5.5, 6.5] (shape (2, 3))"),
+    (W.astype(np.float32) * (1 + 1e-5), "float32 where float64 was expected"),
+])
+def test_diagnosis_in_words(got: np.ndarray, words: str) -> None:
+    msg = diagnose_value(got, W)
+    assert msg is not None and words in msg
+
+
+def test_integer_dtype_and_exact_match() -> None:
+    assert diagnose_value(W.copy(), W) is None
+    assert diagnose_value(W.astype(int), W) is None  # same values: the dtype does not matter
+    msg = diagnose_value(np.array([0, 1]), np.array([0.4, 1.7]))
+    assert msg is not None and "integer dtype (int64)" in msg
+
+
+def test_batch_size_factor_is_named() -> None:
+    msg = diagnose_value(np.float64(8 * 1.5), 1.5, batch=8)
+    assert msg is not None and msg.startswith("off by a factor of 8, the batch size: a sum where "
+                                              "a mean was asked")
+    msg = diagnose_value(1.5 / 4, 1.5, batch=4)
+    assert msg is not None and msg.startswith("off by a factor of 1/4, the batch size: a mean "
+                                              "where a sum was asked")
+
+
+def test_exercise_mistakes_and_text() -> None:
+    msg = diagnose_value(W * W, W, mistakes={"squaring twice": W * W})
+    assert msg is not None and msg.startswith("this looks like squaring twice")
+    assert diagnose_value(" Reverse ", "reverse") is None
+    assert diagnose_value("forward", "reverse") == "expected 'reverse', got 'forward'"
+    assert diagnose_value(True, False) == "expected False, got True"
+
+
+@pytest.mark.parametrize("got", [None, "text", {"a": 1}, object()])
+def test_wrong_kind_is_invalid_output(got: object) -> None:
+    with pytest.raises(InvalidOutput):
+        diagnose_value(got, W)
+
+
+def run(cell: str, **ns: object) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(cell, {"exercise_check": exercise_check, "np": np, **ns})
+    return out.getvalue()
+
+
+def test_check_cell_passes_fails_and_explains() -> None:
+    out = run('with exercise_check("ch99.x") as c:\n'
+              '    c.close(np.ones(3), np.ones(3), "ones")\n'
+              '    c.close(np.full(3, 8.0), np.ones(3), "sum vs mean", batch=8)\n'
+              '    c.equal("b", "a", "choice")\n'
+              '    c.true(False, "is positive", hint="look at the sign")\n')
+    assert out.splitlines() == [
+        "✓ ones",
+        "✗ sum vs mean: off by a factor of 8, the batch size: a sum where a mean was asked: "
+        "expected [1, 1, 1] (shape (3,)), got [8, 8, 8] (shape (3,))",
+        "✗ choice: expected 'a', got 'b'",
+        "✗ is positive: look at the sign",
+        "ch99.x: 3 of 4 checks failed"]
+
+
+def test_check_cell_never_lets_an_exception_out() -> None:
+    def stub(x):
+        raise NotImplementedError("ch99.x: replace this line with your solution")
+
+    def broken(x):
+        return x / 0
+
+    out = run('with exercise_check("ch99.x") as c:\n    c.close(stub(1), 1, "one")\n', stub=stub)
+    assert out == "… not attempted yet: ch99.x\n"
+    out = run('with exercise_check("ch99.x") as c:\n    c.close(broken(1), 1, "one")\n',
+              broken=broken)
+    assert out.startswith("✗ ch99.x raised ZeroDivisionError: division by zero (line ")
+    assert "in broken: `return x / 0`" in out
+
+
+def _execute(path: Path) -> str:
+    """Run every code cell of a notebook in one namespace (as Jupyter would), return stdout."""
+    nb = json.loads(path.read_text())
+    ns: dict = {}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for cell in nb["cells"]:
+            if cell["cell_type"] == "code":
+                exec("".join(cell["source"]), ns)
+    return out.getvalue()
+
+
+def test_student_chapter_runs_top_to_bottom_and_solution_passes_its_checks() -> None:
+    student = _execute(FIXTURES / "chapters" / "99_fixture.ipynb")
+    assert student.count("… not attempted yet: ch99.") == 3
+    assert "✗ the answer is one of the two choices" in student
+    solved = _execute(FIXTURES / "solutions" / "99_fixture.ipynb")
+    assert "✗" not in solved and solved.count("checks passed") == 4
