@@ -84,7 +84,7 @@ def logsumexp(x: Tensor, axis: int = -1, keepdims: bool = False) -> Tensor:
     out = np.log(s) + m
 
     def backward(g: np.ndarray):
-        if not keepdims:
+        if not keepdims and ax is not None:  # axis=None: g is 0-d and broadcasts as it is
             g = np.expand_dims(g, ax)
         return (g * (e / s),)
     return Tensor._make(out if keepdims else np.squeeze(out, axis=ax), (x,), backward, "logsumexp")
@@ -119,7 +119,8 @@ def mse_loss(input: Tensor, target, reduction: Reduction = "mean") -> Tensor:
     """(input - target)^2, reduced. d/d input = 2 (input - target) (/ N for the mean)."""
     _check_reduction(reduction, "mse_loss")
     x = _tensor(input)
-    t = _lift(target, x)
+    # a constant target takes the input's dtype (as in cross_entropy and bce), so float32 stays float32
+    t = target if isinstance(target, Tensor) else Tensor(np.asarray(target), dtype=x.dtype)
     if x.shape != t.shape:
         raise ValueError(f"mse_loss: input shape {x.shape} and target shape {t.shape} must be equal "
                          "(broadcasting them is almost always a bug)")

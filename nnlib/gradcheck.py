@@ -46,15 +46,16 @@ def numerical_grad(fn: Callable[..., Tensor], inputs: Sequence[Tensor], eps: flo
     with no_grad():
         for t in inputs:
             g = np.zeros(t.shape, dtype=np.float64)
-            flat = t.data.reshape(-1)  # a view: perturb in place, then restore
-            for i in range(flat.size):
-                orig = flat[i]
-                flat[i] = orig + eps
+            # index t.data itself (perturb in place, then restore): reshape(-1) would silently
+            # perturb a copy when the data is not contiguous (e.g. a transposed array)
+            for i in np.ndindex(t.shape):
+                orig = t.data[i]
+                t.data[i] = orig + eps
                 f_plus = objective()
-                flat[i] = orig - eps
+                t.data[i] = orig - eps
                 f_minus = objective()
-                flat[i] = orig
-                g.reshape(-1)[i] = (f_plus - f_minus) / (2 * eps)
+                t.data[i] = orig
+                g[i] = (f_plus - f_minus) / (2 * eps)
             grads.append(g)
     return grads
 

@@ -304,7 +304,7 @@ class RNN(Module):
             raise ValueError(f"RNN: expected input of shape {layout} with input={self.cell.input_size}, got {X.shape}")
         steps = X.shape[1] if self.batch_first else X.shape[0]
         x_needs_grad = isinstance(x, Tensor) and x.requires_grad
-        h = h0
+        h = h0 if h0 is None or isinstance(h0, Tensor) else Tensor(h0, dtype=self.cell.weight_ih.dtype)
         hs = []
         for t in range(steps):
             if truncate is not None and h is not None and (steps - t) % truncate == 0:

@@ -238,7 +238,8 @@ class Tensor:
                     f"gradient= an array of shape {self.shape}")
             g = np.ones_like(self.data)
         else:
-            g = _as_float_array(gradient, self.data.dtype)
+            # a copy: the caller's array must not become (and later alias) some leaf's .grad
+            g = np.array(_as_float_array(gradient, self.data.dtype), copy=True)
             if g.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {g.shape} but the tensor has shape {self.shape}")
         grads: dict[int, np.ndarray] = {id(self): g}
@@ -272,8 +273,10 @@ class Tensor:
                 node._freed = True
 
     def _store_grad(self, g: np.ndarray, handed_out: set[int]) -> None:
-        if g.dtype != self.data.dtype:
-            g = g.astype(self.data.dtype)
+        if not isinstance(g, np.ndarray) or g.dtype != self.data.dtype:
+            # a full reduction (e.g. the adjoint of broadcasting a 0-d tensor) yields a numpy
+            # scalar, which is read-only: .grad is always a writeable ndarray of the leaf's shape
+            g = np.asarray(g, dtype=self.data.dtype)
         if self.grad is None:
             # never share one array between two .grad attributes, or a view of someone's data
             if not (g.flags.writeable and g.flags.owndata) or id(g) in handed_out:
@@ -380,11 +383,11 @@ class Tensor:
         def backward(g: np.ndarray):
             A2 = A[None, :] if A.ndim == 1 else A
             B2 = B[:, None] if B.ndim == 1 else B
-            G2 = g
-            if A.ndim == 1:
-                G2 = np.expand_dims(G2, -2)
+            G2 = g  # restore the dims matmul dropped for 1-D operands (both: g is 0-d, G2 is (1, 1))
             if B.ndim == 1:
-                G2 = np.expand_dims(G2, -1)
+                G2 = G2[..., None]
+            if A.ndim == 1:
+                G2 = G2[..., None, :]
             ga = gb = None
             if a.requires_grad:
                 ga = _unbroadcast(G2 @ np.swapaxes(B2, -1, -2), A2.shape).reshape(A.shape)
@@ -414,7 +417,7 @@ class Tensor:
         """d(mean a)/da = 1/n for each of the n elements averaged."""
         a = self
         axes = _normalise_axes(axis, a.ndim, "mean")
-        n = int(np.prod([a.shape[i] for i in axes])) if axes else 1
+        n = int(np.prod([a.shape[i] for i in axes])) if axes is not None else a.size
 
         def backward(g: np.ndarray):
             if not keepdims and axes:
@@ -432,7 +435,8 @@ class Tensor:
             if not keepdims and axes:
                 g = np.expand_dims(g, axes)
             mask = (a.data == m)
-            return (mask * (g / mask.sum(axis=axes, keepdims=True)),)
+            count = mask.sum(axis=axes, keepdims=True).astype(a.data.dtype)  # int64 would upcast float32
+            return (mask * (g / count),)
         out = m if keepdims else np.squeeze(m, axis=axes)
         return Tensor._make(out, (a,), backward, "max")
 
