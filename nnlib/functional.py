@@ -145,7 +145,9 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
     C = z.shape[-1]
     Z = z.data if z.ndim == 2 else z.data[None, :]
     shifted = Z - Z.max(axis=1, keepdims=True)
-    logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    e = np.exp(shifted)
+    s = e.sum(axis=1, keepdims=True)
+    logp = shifted - np.log(s)
     squeeze = z.ndim == 1
 
     t_tensor = target if isinstance(target, Tensor) else None
@@ -164,7 +166,7 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
         loss, scale = _reduce(per_ex if not squeeze else per_ex.reshape(()), reduction)
 
         def backward_idx(g: np.ndarray):
-            grad = np.exp(logp)
+            grad = e / s  # softmax, from the forward pass's exponentials
             grad[rows, labels] -= 1.0
             grad *= (g.reshape(-1, 1) if reduction == "none" else g) * scale
             return (grad if not squeeze else grad[0],)
@@ -186,7 +188,7 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
 
     def backward_prob(g: np.ndarray):
         gs = (g.reshape(-1, 1) if reduction == "none" else g) * scale
-        gz = (np.exp(logp) * T.sum(axis=1, keepdims=True) - T) * gs if z.requires_grad else None
+        gz = ((e / s) * T.sum(axis=1, keepdims=True) - T) * gs if z.requires_grad else None
         gt = -logp * gs if t.requires_grad else None
         if squeeze:
             gz = None if gz is None else gz[0]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .tensor import Tensor
+from .tensor import Tensor, _topological_order
 
 # box colours: an input that needs a gradient, a constant, an operation, the output
 _COLOURS = {"input": "#dbe9f6", "constant": "#eeeeee", "op": "#fdf3d0", "output": "#d9f0d3"}
@@ -29,22 +29,7 @@ def graph_nodes(root: Tensor) -> list[Tensor]:
     """
     if not isinstance(root, Tensor):
         raise TypeError(f"graph_nodes: expected a Tensor, got {type(root).__name__}")
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in visited:
-            continue
-        visited.add(id(node))
-        stack.append((node, True))
-        for parent in reversed(node.parents):  # reversed: the first parent is finished first
-            if id(parent) not in visited:
-                stack.append((parent, False))
-    return order
+    return _topological_order(root, include_constants=True)
 
 
 def retain_all_grads(root: Tensor) -> Tensor:

@@ -126,7 +126,13 @@ class Tensor:
         out._op = op
         out._retain = False
         out._freed = False
-        if _grad_enabled and any(p.requires_grad for p in parents):
+        needs_grad = False
+        if _grad_enabled:
+            for p in parents:
+                if p.requires_grad:
+                    needs_grad = True
+                    break
+        if needs_grad:
             out.requires_grad = True
             out._parents = parents
             out._backward = backward
@@ -573,11 +579,14 @@ def _stable_sigmoid(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Every node that needs a gradient, each after all of its parents (iterative DFS)."""
+def _topological_order(root: Tensor, include_constants: bool = False) -> list[Tensor]:
+    """The nodes ``root`` depends on, each after all of its parents (iterative depth-first walk;
+    parents are finished in the order the op received them). By default only nodes that need a
+    gradient; ``include_constants`` adds the inputs that don't (for drawing the whole graph)."""
     order: list[Tensor] = []
     visited: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(root, False)]
+    push = stack.append
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -586,10 +595,10 @@ def _topological_order(root: Tensor) -> list[Tensor]:
         if id(node) in visited:
             continue
         visited.add(id(node))
-        stack.append((node, True))
-        for parent in node._parents:
-            if parent.requires_grad and id(parent) not in visited:
-                stack.append((parent, False))
+        push((node, True))
+        for parent in reversed(node._parents):
+            if (include_constants or parent.requires_grad) and id(parent) not in visited:
+                push((parent, False))
     return order
 
 
