@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .init import as_generator
+
 __all__ = [
     "seeded_generator",
     "spirals",
@@ -45,18 +47,9 @@ Seed = int | np.random.Generator
 
 
 def seeded_generator(seed: Seed, where: str = "seeded_generator") -> np.random.Generator:
-    """Turn an int seed or a ``np.random.Generator`` into a Generator (a Generator is returned
-    as is, so its stream continues); anything else is refused, ``None`` included: unlike
-    ``nnlib.init.as_generator``, there is no "fresh entropy" default, so every data set and
-    every gradient-free run can be repeated. ``where`` names the caller in the error message."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return np.random.default_rng(int(seed))
-    raise TypeError(
-        f"{where}: seed must be an int or a np.random.Generator, got {seed!r} "
-        f"(randomness never comes from numpy's global state)"
-    )
+    """Turn an int seed or a ``np.random.Generator`` into a Generator; ``None`` is refused (unlike
+    ``nnlib.init.as_generator``'s default), so every data set and gradient-free run can be repeated."""
+    return as_generator(seed, where, allow_none=False)
 
 
 def _check_int(value: int, name: str, where: str, minimum: int) -> int:

@@ -14,13 +14,19 @@ from .tensor import Tensor
 RngLike = "int | np.random.Generator | None"
 
 
-def as_generator(rng: "int | np.random.Generator | None") -> np.random.Generator:
-    """A Generator from a seed, a Generator (returned as is) or None (fresh entropy)."""
+def as_generator(rng: "int | np.random.Generator | None", where: str = "rng",
+                 allow_none: bool = True) -> np.random.Generator:
+    """A Generator from a seed, a Generator (returned as is, so its stream continues) or, when
+    ``allow_none``, None (fresh entropy: a different result each run). Never numpy's global
+    state. ``where`` names the caller in the error message."""
     if isinstance(rng, np.random.Generator):
         return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be an int seed, a numpy Generator or None, got {type(rng).__name__}")
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        return np.random.default_rng(int(rng))
+    if rng is None and allow_none:
+        return np.random.default_rng()
+    kinds = "an int or a np.random.Generator" + (" or None" if allow_none else "")
+    raise TypeError(f"{where}: seed must be {kinds}, got {rng!r} (randomness never comes from numpy's global state)")
 
 
 def _fans(t: Tensor) -> tuple[int, int]:
