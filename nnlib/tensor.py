@@ -19,6 +19,7 @@ import numpy as np
 
 _grad_enabled = True
 _anomaly_enabled = False
+_private_grad = False  # set by the engine while a backward runs whose incoming gradient nobody else holds
 
 ArrayLike = Any
 Backward = Callable[[np.ndarray], Sequence["np.ndarray | None"]]
@@ -118,7 +119,11 @@ class Tensor:
 
     @classmethod
     def _make(cls, data: np.ndarray, parents: tuple["Tensor", ...], backward: Backward, op: str) -> "Tensor":
-        """Wrap an op's output; record the graph only when some input needs a gradient."""
+        """Wrap an op's output; record the graph only when some input needs a gradient.
+
+        ``backward(g)`` returns one gradient per parent (None where not needed). It must return
+        new arrays, views of ``g``, or ``g`` itself, never an array it keeps elsewhere: the engine
+        may later add into, or overwrite, a new array it was given."""
         out = object.__new__(Tensor)
         out.data = data
         out.grad = None
@@ -248,47 +253,64 @@ class Tensor:
             g = np.array(_as_float_array(gradient, self.data.dtype), copy=True)
             if g.shape != self.shape:
                 raise ValueError(f"backward: gradient has shape {g.shape} but the tensor has shape {self.shape}")
-        grads: dict[int, np.ndarray] = {id(self): g}
-        handed_out: set[int] = set()
+        global _private_grad
+        # dL/d(node) by node id, with whether the array is private: held by nothing but this
+        # dict, so the node's backward may overwrite it (relu does) and a fan-out may add into it
+        grads: dict[int, tuple[np.ndarray, bool]] = {id(self): (g, True)}
         for node in reversed(_topological_order(self)):
-            g = grads.pop(id(node), None)
-            if g is None:
+            entry = grads.pop(id(node), None)
+            if entry is None:
                 continue
+            g, private = entry
             if not node._parents:
-                node._store_grad(g, handed_out)
+                node._store_grad(g, private)
                 continue
             if node._retain:
-                node._store_grad(g, handed_out)
+                node._store_grad(g, private)
+                private = False  # now node.grad may be this very array
             if node._backward is None:
                 raise RuntimeError(
                     f"backward: trying to backward through the graph a second time (at op '{node._op}'); "
                     "its saved values were freed by the first call. Pass retain_graph=True to the first "
                     "backward() if you really mean to (the gradients then add up), or recompute the forward pass")
-            parent_grads = node._backward(g)
+            _private_grad = private
+            try:
+                parent_grads = node._backward(g)
+            finally:
+                _private_grad = False
+            returned = [pg for pg in parent_grads if pg is not None]
             for parent, pg in zip(node._parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 if _anomaly_enabled and not np.all(np.isfinite(pg)):
                     raise FloatingPointError(
                         f"{node._op}: the backward pass produced NaN or inf for an input of shape {parent.shape}")
+                # private: a new array of the op's own (or g itself, if g was private), given to one input only
+                fresh = (private if pg is g else
+                         isinstance(pg, np.ndarray) and pg.flags.owndata and pg.flags.writeable)
+                if fresh and len(returned) > 1 and sum(other is pg for other in returned) > 1:
+                    fresh = False
                 key = id(parent)
                 prev = grads.get(key)
-                grads[key] = pg if prev is None else prev + pg
+                if prev is None:
+                    grads[key] = (pg, fresh)
+                elif prev[1] and prev[0].shape == np.shape(pg) and prev[0].dtype == np.result_type(prev[0], pg):
+                    prev[0].__iadd__(pg)
+                else:
+                    total = prev[0] + pg
+                    grads[key] = (total, isinstance(total, np.ndarray))  # 0-d sums are numpy scalars
             if not retain_graph:
                 node._backward = None
                 node._freed = True
 
-    def _store_grad(self, g: np.ndarray, handed_out: set[int]) -> None:
+    def _store_grad(self, g: np.ndarray, private: bool) -> None:
         if not isinstance(g, np.ndarray) or g.dtype != self.data.dtype:
             # a full reduction (e.g. the adjoint of broadcasting a 0-d tensor) yields a numpy
             # scalar, which is read-only: .grad is always a writeable ndarray of the leaf's shape
-            g = np.asarray(g, dtype=self.data.dtype)
+            g, private = np.asarray(g, dtype=self.data.dtype), True
         if self.grad is None:
             # never share one array between two .grad attributes, or a view of someone's data
-            if not (g.flags.writeable and g.flags.owndata) or id(g) in handed_out:
-                g = g.copy()
-            handed_out.add(id(g))
-            self.grad = g
+            self.grad = g if private and g.flags.owndata else g.copy()
         else:
             self.grad = self.grad + g
 
@@ -470,7 +492,13 @@ class Tensor:
     def relu(self) -> "Tensor":
         """d(max(a, 0))/da = 1 where a > 0, else 0 (0 at a = 0, as in PyTorch)."""
         a = self
-        return Tensor._make(np.maximum(a.data, 0), (a,), lambda g: (g * (a.data > 0),), "relu")
+
+        def backward(g: np.ndarray):
+            if _private_grad:  # nobody else holds g: mask it in place, saving an array
+                np.multiply(g, a.data > 0, out=g)
+                return (g,)
+            return (g * (a.data > 0),)
+        return Tensor._make(np.maximum(a.data, 0), (a,), backward, "relu")
 
     def abs(self) -> "Tensor":
         """d|a|/da = sign(a) (0 at a = 0)."""

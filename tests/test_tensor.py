@@ -574,3 +574,32 @@ def test_float32_stays_float32_through_forward_backward_and_step():
             assert p.dtype == f32 and p.grad.dtype == f32
         for state in opt.state:
             assert all(v.dtype == f32 for v in state.values())
+
+
+def test_in_place_backward_never_touches_a_gradient_someone_else_holds():
+    """relu's backward masks its incoming gradient in place only when nothing else holds it:
+    not when an add node hands the same array to two inputs, not when it is kept by retain_grad."""
+    rng = np.random.default_rng(3)
+    x = Tensor(rng.normal(size=(4, 3)), requires_grad=True)
+    y = Tensor(rng.normal(size=(4, 3)), requires_grad=True)
+    r = x.relu()
+    out = r + y  # add passes one array to both r and y
+    out.retain_grad()
+    out.backward(np.ones((4, 3)))
+    np.testing.assert_array_equal(y.grad, np.ones((4, 3)))
+    np.testing.assert_array_equal(out.grad, np.ones((4, 3)))
+    np.testing.assert_array_equal(x.grad, (x.data > 0).astype(float))
+
+    x.grad = None
+    h = x * 2.0
+    a = h.relu()
+    a.retain_grad()
+    w = rng.normal(size=(4, 3))
+    (a * w).sum().backward()
+    np.testing.assert_array_equal(a.grad, w)  # the retained gradient is not masked
+    np.testing.assert_allclose(x.grad, 2.0 * w * (h.data > 0))
+
+    x.grad = None
+    z = x * 1.0
+    (z.relu() + z.relu() * 3.0).sum().backward()  # fan-out into one node through two relus
+    np.testing.assert_allclose(x.grad, 4.0 * (x.data > 0))
