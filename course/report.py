@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from typing import Any, Iterable, Sequence
 
 from .grade import BadPath, NotebookResult
@@ -24,9 +25,14 @@ def table(results: Sequence[dict[str, Any]], width: int = 110) -> str:
         idw = max((len(e["id"]) for e in r["exercises"]), default=10)
         for e in r["exercises"]:
             msg = e["message"].replace("\n", " ")
-            line = (f"  {SYMBOL.get(e['status'], '!')} {e['id']:<{idw}}  "
-                    f"{_num(e['points']):>3}/{_num(e['max_points']):<3} {e['status']:<14} {msg}")
-            out.append(line if len(line) <= width else line[:width - 1] + "…")
+            head = (f"  {SYMBOL.get(e['status'], '!')} {e['id']:<{idw}}  "
+                    f"{_num(e['points']):>3}/{_num(e['max_points']):<3} {e['status']:<14}")
+            if len(head) + 1 + len(msg) <= width:
+                out.append(f"{head} {msg}")
+            else:  # the whole message, wrapped under the line: it names the mistake, so keep all of it
+                out.append(head.rstrip())
+                out.extend(textwrap.wrap(msg, width=width, initial_indent="      ", subsequent_indent="      ",
+                                         break_on_hyphens=False))
     return "\n".join(out)
 
 
