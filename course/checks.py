@@ -92,7 +92,7 @@ class exercise_check:  # noqa: N801  (used like a function: `with exercise_check
         if exc_type is None:
             total = c.passed + c.failed
             if total and not c.failed:
-                print(f"{c.id}: all {total} checks passed")
+                print(f"{c.id}: all {total} checks passed" if total > 1 else f"{c.id}: the check passed")
             elif total:
                 print(f"{c.id}: {c.failed} of {total} checks failed")
             return False

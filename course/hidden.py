@@ -223,7 +223,8 @@ def _constant_factor(g: np.ndarray, w: np.ndarray, rtol: float, atol: float) -> 
     if denom == 0.0:
         return None
     c = float(np.vdot(w, g)) / denom
-    if c == 0.0 or math.isclose(c, 1.0, rel_tol=1e-9) or math.isclose(c, -1.0, rel_tol=1e-9):
+    # a factor within the tolerance of +-1 is no factor: those are "wrong values" or "wrong sign"
+    if c == 0.0 or math.isclose(abs(c), 1.0, rel_tol=max(rtol, 1e-9)):
         return None
     return c if _close(g, c * w, max(rtol, 1e-9), atol * abs(c) + atol) else None
 

@@ -66,8 +66,9 @@ def graph_layers(root: Tensor) -> list[list[Tensor]]:
 
 
 def _format_number(x: float, precision: int) -> str:
-    text = f"{x + 0.0:.{precision}g}"  # + 0.0 turns -0.0 into 0.0
-    return "0" if text == "-0" else text
+    if float(x).is_integer() and abs(x) < 10 ** precision:
+        return str(int(x))
+    return f"{x:#.{precision}g}"  # '#' keeps trailing zeros: 0.460 beside -0.635, not 0.46
 
 
 def format_array(a: np.ndarray | None, precision: int = 3, max_items: int = 4) -> str:
@@ -146,7 +147,8 @@ def draw_graph(root: Tensor, ax: Any = None, *, show_grad: bool = True, show_val
     require a gradient, its ``.grad`` ("-" until backward has filled it; call
     ``retain_all_grads(root)`` before ``root.backward()`` to see the intermediates' gradients).
     Colours: blue inputs, grey constants, yellow operations, green output. An arrow goes from
-    each input of an op to the op; a value used by two ops has two arrows leaving it. Without
+    each input of an op to the op, landing spread down its left edge; a value used twice (by two
+    ops, or twice by one, as in ``x * x``) has two arrows leaving it. Without
     ``ax``, the figure is sized to fit the labels (readable up to about 20 nodes).
     """
     import matplotlib.pyplot as plt
@@ -164,10 +166,14 @@ def draw_graph(root: Tensor, ax: Any = None, *, show_grad: bool = True, show_val
     column = {id(n): k for k, layer in enumerate(layers) for n in layer}
     pos = {id(n): (float(xs[k]), -rank[id(n)] * (row + gap_y)) for k, layer in enumerate(layers) for n in layer}
     top = max(len(layer) for layer in layers) * (row + gap_y) / 2
-    edges = []  # (parent, child, bend of the arc)
+    edges = []  # (parent, child, bend of the arc, where on the child's left edge the arrow lands)
     for layer in layers:
         for node in layer:
-            for p in dict.fromkeys(node.parents):  # x * x: one arrow is enough, the label says mul
+            # one arrow per input, x * x included (two arrows: the value is used twice); the
+            # arrows land spread down the left edge, the topmost input highest
+            ins = sorted(enumerate(node.parents), key=lambda item: (-pos[id(item[1])][1], item[0]))
+            for slot, (_, p) in enumerate(ins):
+                land = 0.5 if len(ins) == 1 else 0.8 - 0.6 * slot / (len(ins) - 1)
                 k0, k1 = column[id(p)], column[id(node)]
                 bend = 0.0
                 if k1 - k0 > 1:  # skips a column: arc around the boxes in between
@@ -176,7 +182,9 @@ def draw_graph(root: Tensor, ax: Any = None, *, show_grad: bool = True, show_val
                     up = y0 + y1 > 0  # upper half bows up, the rest bows down
                     bend = min((row + 0.25) / span, 0.6) * (-1 if up else 1)
                     top = max(top, abs(y0 + y1) / 2 + abs(bend) * span / 2 + 0.1)
-                edges.append((p, node, bend))
+                elif sum(q is p for q in node.parents) > 1:  # the same input twice: two arcs
+                    bend = 0.25 if land > 0.5 else -0.25
+                edges.append((p, node, bend, land))
     x_lim = (-widths[0] / 2 - 0.08, float(xs[-1]) + widths[-1] / 2 + 0.08)
     if ax is None:
         head = 0.35 if title else 0.0
@@ -189,11 +197,11 @@ def draw_graph(root: Tensor, ax: Any = None, *, show_grad: bool = True, show_val
             boxes[id(node)] = ax.text(
                 x, y, labels[id(node)], ha="center", va="center", fontsize=fontsize, family="monospace",
                 zorder=3, bbox=dict(boxstyle="round,pad=0.4", fc=_COLOURS[_kind(node, root)], ec="#555555", lw=0.8))
-    for p, node, bend in edges:
-        ax.annotate("", xy=(0.0, 0.5), xycoords=boxes[id(node)], xytext=(1.0, 0.5),
+    for p, node, bend, land in edges:
+        ax.annotate("", xy=(0.0, land), xycoords=boxes[id(node)], xytext=(1.0, 0.5),
                     textcoords=boxes[id(p)], zorder=2,
                     arrowprops=dict(arrowstyle="-|>", color="#555555", lw=0.9, shrinkA=1, shrinkB=1,
-                                    connectionstyle=f"arc3,rad={bend:.3f}"))
+                                    mutation_scale=12, connectionstyle=f"arc3,rad={bend:.3f}"))
     ax.set_xlim(*x_lim)
     ax.set_ylim(-top, top)
     ax.axis("off")

@@ -102,7 +102,7 @@ def test_draw_graph_on_a_given_axes_with_arrays_and_no_grad_yet():
     plt.close(fig)
 
 
-@pytest.mark.parametrize("value, text", [(0.25, "0.25"), (-0.0, "0"), (np.array([1.0, -2.0]), "[1, -2]"),
+@pytest.mark.parametrize("value, text", [(0.25, "0.250"), (-0.46, "-0.460"), (-0.0, "0"), (np.array([1.0, -2.0]), "[1, -2]"),
                                          (np.zeros((3, 4)), "(3, 4) mean 0"), (None, "-")])
 def test_format_array(value, text):
     assert format_array(value) == text

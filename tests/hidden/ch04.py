@@ -66,6 +66,11 @@ def _dup_inputs(rng: np.random.Generator) -> list[dict]:
     # all units equal (the constant start), large values
     cases.append({"W": np.full((7, 3), 0.5), "tol": 0.0})
     cases.append({"W": _from_prototypes(rng, 8, 3, 3, scale=1e6), "tol": 0.0})
+    # weights near 1000 that differ by 1e-3 are different units at tol = 0 (np.allclose's default
+    # rtol = 1e-5 would call them equal: 1e-5 * 1000 = 1e-2)
+    base = 1000.0 + rng.uniform(size=(1, 3))
+    d1, d2 = np.array([[1e-3, 0.0, 0.0]]), np.array([[0.0, 0.0, -2e-3]])
+    cases.append({"W": np.vstack([base, base + d1, base, base + d2, base + d1]), "tol": 0.0})
     # a single unit; a single input; all units different
     cases.append({"W": rng.normal(size=(1, 4)), "tol": 0.0})
     cases.append({"W": np.array([[1.0], [2.0], [1.0], [3.0], [2.0]]), "tol": 0.0})
@@ -110,6 +115,15 @@ def _dup_last(inp):
     out = np.empty(n, dtype=np.int64)
     for i in range(n):
         out[i] = max(j for j in range(n) if np.max(np.abs(W[i] - W[j])) <= tol)
+    return {"group": out}
+
+
+def _dup_allclose(inp):
+    W, tol = inp["W"], inp["tol"]
+    n = W.shape[0]
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        out[i] = next(j for j in range(n) if np.allclose(W[i], W[j], atol=tol))
     return {"group": out}
 
 
@@ -190,6 +204,8 @@ def _init_check(inp, got, want) -> str | None:
     var_true = 2.0 / in_f
     mean = float(W.mean())
     var = float(np.mean((W - mean) ** 2))
+    if abs(mean) > 6.0 * math.sqrt(var / n):
+        return f"the mean of the weights is {mean:.4g}, expected 0 (entries drawn with mean 0)"
     ratio = var / var_true
     tol = 6.0 * math.sqrt(2.0 / n) + 0.005
     if abs(ratio - 1.0) > tol:
@@ -199,8 +215,6 @@ def _init_check(inp, got, want) -> str | None:
                         f"2 / {in_f} = {var_true:.4g}, got {var:.4g}")
         return (f"wrong scale: for shape {shape} the variance should be 2 / fan_in = 2 / {in_f} = "
                 f"{var_true:.4g}, got {var:.4g} ({ratio:.3g} times too {'large' if ratio > 1 else 'small'})")
-    if abs(mean) > 6.0 * math.sqrt(var_true / n):
-        return f"the mean of the weights is {mean:.4g}, expected 0"
     # tails: a normal puts 4.55% of its mass beyond 2 standard deviations, a uniform none
     beyond = float(np.mean(np.abs(W - mean) > 2.0 * math.sqrt(var)))
     p = 0.0455
@@ -288,6 +302,7 @@ EXERCISES = [
                  "group numbers 0, 1, 2, ... instead of the index of the group's first unit": _dup_consecutive,
                  "the largest index of a duplicate instead of the smallest": _dup_last,
                  "comparing every unit with unit 0 only": _dup_first_only,
+                 "np.allclose / np.isclose with their default relative tolerance rtol=1e-5 (pass rtol=0: only tol counts)": _dup_allclose,
                  "a sum of absolute differences instead of the largest one": lambda inp: {"group": _groups(inp["W"], inp["tol"], "l1")},
                  "a Euclidean distance instead of the largest absolute difference": lambda inp: {"group": _groups(inp["W"], inp["tol"], "l2")},
              }),

@@ -1,0 +1,308 @@
+"""Hidden tests of chapter 00, "Computational graphs and the chain rule".
+
+Every expected value is computed here from a closed-form formula, independently of the
+chapter's code; the mistakes are the wrong answers learners plausibly give, so the grader can
+name them.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from course.hidden import Exercise
+
+
+def _sech2(r: np.ndarray) -> np.ndarray:
+    """sech(r)^2 = d tanh(r)/dr, from exp(-|r|) so that it never overflows."""
+    e = np.exp(-2.0 * np.abs(r))
+    return 4.0 * e / (1.0 + e) ** 2
+
+
+# ------------------------------------------------------------------ ch00.local_derivatives
+def _nonzero(rng: np.random.Generator, shape) -> np.ndarray:
+    """Values of either sign kept away from zero (b is a divisor)."""
+    return rng.choice([-1.0, 1.0], size=shape) * rng.uniform(0.3, 3.0, size=shape)
+
+
+def _local_inputs(rng: np.random.Generator) -> list[dict]:
+    return [
+        {"a": rng.normal(size=6), "b": _nonzero(rng, 6)},
+        {"a": rng.normal(size=(2, 3)), "b": _nonzero(rng, (2, 3))},             # 2-D
+        {"a": rng.normal(size=1), "b": _nonzero(rng, 1)},                       # one element
+        {"a": rng.normal(size=4) * 30.0, "b": _nonzero(rng, 4) * 50.0},         # large: tanh saturates
+    ]
+
+
+def _local_call(ns, inp):
+    import numpy as np
+
+    def _as_float_array(v):
+        a = np.asarray(v)  # a float32 answer stays float32, so the grader can say so
+        return a if a.dtype.kind in "fc" else np.asarray(v, dtype=np.float64)
+    out = ns["local_derivatives"](inp["a"].copy(), inp["b"].copy())
+    if not isinstance(out, dict):
+        raise TypeError(f"local_derivatives must return a dict, it returned {type(out).__name__}")
+    result = {}
+    for key in ("mul_a", "mul_b", "div_a", "div_b", "tanh"):
+        if key not in out:
+            raise KeyError(f"local_derivatives must return a dict with the key {key!r}")
+        result[key] = _as_float_array(out[key])
+    return result
+
+
+def _local_expected(inp):
+    a, b = inp["a"], inp["b"]
+    return {"mul_a": b, "mul_b": a, "div_a": 1.0 / b, "div_b": -a / b**2, "tanh": _sech2(a)}
+
+
+def _local_mistake(**changes):
+    def wrong(inp):
+        out = _local_expected(inp)
+        for key, fn in changes.items():
+            out[key] = fn(inp["a"], inp["b"])
+        return out
+    return wrong
+
+
+# ------------------------------------------------------------------ ch00.backward_by_hand
+def _bbh_inputs(rng: np.random.Generator) -> list[dict]:
+    return [
+        {"x": rng.normal(size=5), "y": rng.normal(size=5)},
+        {"x": rng.normal(size=(3, 2)), "y": rng.normal(size=(3, 2))},           # 2-D
+        {"x": rng.normal(size=1), "y": rng.normal(size=1)},                     # one element
+        {"x": rng.uniform(-0.6, 0.6, size=8), "y": rng.uniform(-0.6, 0.6, size=8)},  # tanh far from saturation
+        {"x": rng.normal(size=3) * 20.0, "y": rng.normal(size=3) * 20.0},       # large: tanh saturates
+    ]
+
+
+def _bbh_call(ns, inp):
+    import numpy as np
+
+    def _as_float_array(v):
+        a = np.asarray(v)  # a float32 answer stays float32, so the grader can say so
+        return a if a.dtype.kind in "fc" else np.asarray(v, dtype=np.float64)
+    out = ns["backward_by_hand"](inp["x"].copy(), inp["y"].copy())
+    if not isinstance(out, dict):
+        raise TypeError(f"backward_by_hand must return a dict, it returned {type(out).__name__}")
+    result = {}
+    for key in ("g", "grad_q", "grad_x", "grad_y"):
+        if key not in out:
+            raise KeyError(f"backward_by_hand must return a dict with the key {key!r}")
+        result[key] = _as_float_array(out[key])
+    return result
+
+
+def _bbh_parts(inp):
+    """q, r, and dg/dr = sech(r)^2 (not the way a learner writes it)."""
+    x, y = inp["x"], inp["y"]
+    q = x + y
+    r = x * q
+    return x, y, q, r, _sech2(r)
+
+
+def _bbh_expected(inp):
+    # g = tanh(x^2 + xy) + x + y, differentiated symbolically:
+    #   dg/dx = sech^2(r) (2x + y) + 1,  dg/dy = sech^2(r) x + 1,  dg/dq = 1 + sech^2(r) x
+    x, y, q, r, s2 = _bbh_parts(inp)
+    return {"g": np.tanh(x * x + x * y) + x + y, "grad_q": 1.0 + s2 * x,
+            "grad_x": s2 * (2 * x + y) + 1.0, "grad_y": s2 * x + 1.0}
+
+
+def _bbh_wrong_order(inp):
+    # q passes its gradient (only the direct term 1) to x and y before r has added s2 * x
+    x, y, q, r, s2 = _bbh_parts(inp)
+    return {**_bbh_expected(inp), "grad_x": s2 * q + 1.0, "grad_y": np.ones_like(x)}
+
+
+def _bbh_q_overwritten_by_r(inp):
+    x, y, q, r, s2 = _bbh_parts(inp)
+    gq = s2 * x
+    return {**_bbh_expected(inp), "grad_q": gq, "grad_x": s2 * q + gq, "grad_y": gq}
+
+
+def _bbh_q_only_direct(inp):
+    x, y, q, r, s2 = _bbh_parts(inp)
+    gq = np.ones_like(x)
+    return {**_bbh_expected(inp), "grad_q": gq, "grad_x": s2 * q + gq, "grad_y": gq}
+
+
+def _bbh_x_only_through_q(inp):
+    return {**_bbh_expected(inp), "grad_x": _bbh_expected(inp)["grad_q"]}
+
+
+def _bbh_x_only_through_r(inp):
+    x, y, q, r, s2 = _bbh_parts(inp)
+    return {**_bbh_expected(inp), "grad_x": s2 * q}
+
+
+def _bbh_tanh_of_input(inp):
+    # d tanh(r)/dr written as 1 - r^2
+    x, y, q, r, _ = _bbh_parts(inp)
+    d = 1.0 - r**2
+    return {"g": np.tanh(r) + q, "grad_q": 1.0 + d * x, "grad_x": d * q + 1.0 + d * x, "grad_y": 1.0 + d * x}
+
+
+# ------------------------------------------------------------------ ch00.central_difference
+# The test functions, by name. The same lambdas appear in _cd_call, which runs in the sandbox and
+# sees only its own source: keep the two copies identical.
+_CD_FUNCTIONS = {
+    "sin_x": lambda v: float(np.sum(np.sin(v) * v)),
+    "coupled": lambda v: float(np.sum(v**2) * np.sum(np.cos(v))),
+    "cubic": lambda v: float(np.sum(v**3) / 3.0 + v.ravel()[0] * v.ravel()[-1]),
+}
+
+
+def _cd_gradient(name: str, x: np.ndarray) -> np.ndarray:
+    """The exact gradient of each test function."""
+    if name == "sin_x":
+        return np.sin(x) + x * np.cos(x)
+    if name == "coupled":
+        return 2 * x * np.sum(np.cos(x)) - np.sum(x**2) * np.sin(x)
+    if name == "cubic":
+        g = x**2
+        flat = g.reshape(-1)
+        flat[0] += x.ravel()[-1]
+        flat[-1] += x.ravel()[0]
+        return g
+    raise KeyError(name)
+
+
+def _cd_inputs(rng: np.random.Generator) -> list[dict]:
+    return [
+        {"fn": "sin_x", "x": rng.normal(size=4), "h": 1e-5, "pass_h": False},             # default h
+        {"fn": "coupled", "x": rng.normal(size=(2, 3)), "h": 1e-5, "pass_h": False},      # 2-D, coupled
+        {"fn": "cubic", "x": rng.normal(size=1) + 1.0, "h": 1e-5, "pass_h": False},        # one element
+        {"fn": "coupled", "x": rng.normal(size=5), "h": 0.1, "pass_h": True},            # h honoured
+        {"fn": "sin_x", "x": rng.normal(size=5).astype(np.float32), "h": 1e-5, "pass_h": False},  # float32
+        {"fn": "cubic", "x": rng.normal(size=(3, 2)), "h": 1e-5, "pass_h": False},        # 2-D, first and last coupled
+        # large values, with a function whose |f| stays moderate: the rounding error of the
+        # difference, about eps * |f| / h, must stay well below atol (a cubic of 30s does not)
+        {"fn": "sin_x", "x": rng.normal(size=(3, 2)) * 30.0, "h": 1e-5, "pass_h": False},
+    ]
+
+
+def _cd_call(ns, inp):
+    import numpy as np
+    functions = {
+        "sin_x": lambda v: float(np.sum(np.sin(v) * v)),
+        "coupled": lambda v: float(np.sum(v**2) * np.sum(np.cos(v))),
+        "cubic": lambda v: float(np.sum(v**3) / 3.0 + v.ravel()[0] * v.ravel()[-1]),
+    }
+    x = np.array(inp["x"])  # keeps float32 when the case is float32
+    before = x.copy()
+    if inp["pass_h"]:
+        grad = ns["central_difference"](functions[inp["fn"]], x, h=float(inp["h"]))
+    else:
+        grad = ns["central_difference"](functions[inp["fn"]], x)
+    return {"grad": np.asarray(grad), "x": "left unchanged" if np.array_equal(x, before) else "modified"}
+
+
+def _cd_exact_difference(name: str, x: np.ndarray, h: float, dtype=np.float64, forward=False,
+                         two_h=True) -> np.ndarray:
+    """The finite-difference formula evaluated exactly as written (for h = 0.1 and the mistakes)."""
+    f = _CD_FUNCTIONS[name]
+    x = np.array(x, dtype=dtype)
+    g = np.zeros(x.shape, dtype=np.float64)
+    for i in np.ndindex(x.shape):
+        plus, minus = x.copy(), x.copy()
+        plus[i] += dtype(h)
+        if forward:
+            g[i] = (f(plus) - f(x)) / h
+            continue
+        minus[i] -= dtype(h)
+        g[i] = (f(plus) - f(minus)) / ((2 if two_h else 1) * h)
+    return g
+
+
+def _cd_expected(inp):
+    x64 = np.asarray(inp["x"], dtype=np.float64)
+    if inp["h"] >= 1e-3:  # a coarse step: the answer is the formula itself, not the derivative
+        grad = _cd_exact_difference(inp["fn"], x64, inp["h"])
+    else:
+        grad = _cd_gradient(inp["fn"], x64)
+    return {"grad": grad, "x": "left unchanged"}
+
+
+def _cd_all_at_once(inp):
+    f, x, h = _CD_FUNCTIONS[inp["fn"]], np.asarray(inp["x"], dtype=np.float64), inp["h"]
+    return {"grad": np.full(x.shape, (f(x + h) - f(x - h)) / (2 * h))}
+
+
+def _cd_default_h(inp):
+    return {"grad": _cd_exact_difference(inp["fn"], inp["x"], 1e-5)} if inp["pass_h"] else {}
+
+
+# ------------------------------------------------------------------ ch00.answer_order
+def _order_call(ns, inp):
+    return {"answer": str(ns["ANSWER_ORDER"]).strip().strip("().").strip().lower()}
+
+
+EXERCISES = [
+    Exercise(
+        id="ch00.local_derivatives", points=2, needs=("local_derivatives",),
+        inputs=_local_inputs, call=_local_call, expected=_local_expected, rtol=1e-7, atol=1e-10,
+        mistakes={
+            "the two partial derivatives of a*b swapped (d(ab)/da is b, not a)":
+                _local_mistake(mul_a=lambda a, b: a, mul_b=lambda a, b: b),
+            "d(a/b)/da = -1/b² (the derivative with respect to b, or a sign slip)":
+                _local_mistake(div_a=lambda a, b: -1.0 / b**2),
+            "d(a/b)/db without its minus sign: it is -a/b²":
+                _local_mistake(div_b=lambda a, b: a / b**2),
+            "d(a/b)/db = -1/b², forgetting the factor a: it is -a/b²":
+                _local_mistake(div_b=lambda a, b: -1.0 / b**2),
+            "d(a/b)/db = -a/b, dividing by b once instead of b²":
+                _local_mistake(div_b=lambda a, b: -a / b),
+            "d(tanh a)/da = 1 - a², squaring a instead of tanh(a)":
+                _local_mistake(tanh=lambda a, b: 1.0 - a**2),
+            "d(tanh a)/da = 1 - tanh(a), forgetting the square":
+                _local_mistake(tanh=lambda a, b: 1.0 - np.tanh(a)),
+            "d(tanh a)/da = tanh(a)² (the square without 1 -)":
+                _local_mistake(tanh=lambda a, b: np.tanh(a) ** 2),
+        }),
+    Exercise(
+        id="ch00.backward_by_hand", points=3, needs=("backward_by_hand",),
+        inputs=_bbh_inputs, call=_bbh_call, expected=_bbh_expected, rtol=1e-7, atol=1e-10,
+        mistakes={
+            "a wrong order: q passed on its gradient before r had added its term to it":
+                _bbh_wrong_order,
+            "q's gradient overwritten instead of added: only the term from r = x*q was kept":
+                _bbh_q_overwritten_by_r,
+            "q's gradient overwritten instead of added: only the direct term from g = t + q was kept":
+                _bbh_q_only_direct,
+            "x's gradient overwritten instead of added: only the path through q was kept":
+                _bbh_x_only_through_q,
+            "x's gradient overwritten instead of added: only the path through r = x*q was kept":
+                _bbh_x_only_through_r,
+            "the tanh derivative taken as 1 - r² instead of 1 - tanh(r)²":
+                _bbh_tanh_of_input,
+        }),
+    Exercise(
+        id="ch00.central_difference", points=2, needs=("central_difference",),
+        inputs=_cd_inputs, call=_cd_call, expected=_cd_expected, rtol=1e-6, atol=1e-7,
+        mistakes={
+            "the forward difference (f(x + h) - f(x)) / h instead of the central one":
+                lambda inp: {"grad": _cd_exact_difference(inp["fn"], inp["x"], inp["h"], forward=True)},
+            "dividing by h instead of 2h":
+                lambda inp: {"grad": _cd_exact_difference(inp["fn"], inp["x"], inp["h"], two_h=False)},
+            "perturbing every element at once instead of one at a time":
+                _cd_all_at_once,
+            "arithmetic done in float32: convert x to float64 first":
+                lambda inp: ({"grad": _cd_exact_difference(inp["fn"], inp["x"], inp["h"], dtype=np.float32)}
+                             if np.asarray(inp["x"]).dtype == np.float32 else {}),
+            "ignoring the h argument (always using the default step)":
+                _cd_default_h,
+            "central_difference changed the caller's x (even x[i] += h then x[i] -= h can leave it off "
+            "in the last digit): work on a float64 copy, np.array(x, dtype=np.float64)":
+                lambda inp: {"x": "modified"},
+        }),
+    Exercise(
+        id="ch00.answer_order", points=1, needs=("ANSWER_ORDER",),
+        call=_order_call, expected=lambda inp: {"answer": "b"},
+        mistakes={
+            "(a) is what the forward pass guarantees, not the reverse pass":
+                lambda inp: {"answer": "a"},
+            "(c) leaves are reached last, but most nodes are not leaves":
+                lambda inp: {"answer": "c"},
+            "(d) following every path separately is what the order avoids (exponentially many paths)":
+                lambda inp: {"answer": "d"},
+        }),
+]
