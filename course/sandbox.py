@@ -119,31 +119,12 @@ def _proc_entries() -> Iterator[tuple[int, int, int, str]]:
             continue
 
 
-def processes_of(uid: int) -> list[int]:
-    """Pids of the live (non-zombie) processes whose effective uid is ``uid``.
+def _processes(uid: int) -> Iterator[tuple[int, bytes, int]]:
+    """(pid, state, parent pid) of every process whose effective uid is ``uid``, zombies included.
 
     One stat() per process (a /proc/PID folder belongs to the process's effective uid); only the
     few that match have their state read.
     """
-    pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            if os.stat(f"/proc/{name}").st_uid != uid:
-                continue
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            continue
-        if state not in (b"Z", b"X"):
-            pids.append(int(name))
-    return pids
-
-
-def _reap_orphans(uid: int) -> None:
-    """Collect zombies of ``uid`` that were reparented to this (subreaper) process."""
-    me = os.getpid()
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
@@ -152,10 +133,25 @@ def _reap_orphans(uid: int) -> None:
                 continue
             with open(f"/proc/{name}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-            if fields[0] == b"Z" and int(fields[1]) == me:
-                os.waitpid(int(name), os.WNOHANG)
+            yield int(name), fields[0], int(fields[1])
         except (OSError, IndexError, ValueError):
             continue
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of the live (non-zombie) processes of ``uid``."""
+    return [pid for pid, state, _ in _processes(uid) if state not in (b"Z", b"X")]
+
+
+def _reap_orphans(uid: int) -> None:
+    """Collect zombies of ``uid`` that were reparented to this (subreaper) process."""
+    me = os.getpid()
+    for pid, state, parent in _processes(uid):
+        if state == b"Z" and parent == me:
+            try:
+                os.waitpid(pid, os.WNOHANG)
+            except OSError:
+                continue
 
 
 def _any_process_of(uid: int) -> bool:

@@ -16,14 +16,8 @@ def _axes(ax=None, figsize=(5.5, 3.8)):
     return ax
 
 
-def loss_curves(curves: Mapping[str, Sequence[float]], ax=None, *, x: Sequence[float] | None = None,
-                xlabel: str = "step", ylabel: str = "loss", logy: bool = True, title: str | None = None):
-    """One line per named curve (e.g. {"sigmoid": losses_a, "tanh": losses_b})."""
-    ax = _axes(ax)
-    for label, ys in curves.items():
-        ys = np.asarray(ys, dtype=float)
-        xs = np.arange(len(ys)) if x is None else np.asarray(x)[: len(ys)]
-        ax.plot(xs, ys, label=label, lw=1.6)
+def _decorate(ax, xlabel: str, ylabel: str, logy: bool, title: str | None):
+    """Labels, optional log scale, title, a light grid and a legend: the finish of every line plot."""
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
@@ -33,6 +27,17 @@ def loss_curves(curves: Mapping[str, Sequence[float]], ax=None, *, x: Sequence[f
     ax.grid(alpha=0.3)
     ax.legend(frameon=False)
     return ax
+
+
+def loss_curves(curves: Mapping[str, Sequence[float]], ax=None, *, x: Sequence[float] | None = None,
+                xlabel: str = "step", ylabel: str = "loss", logy: bool = True, title: str | None = None):
+    """One line per named curve (e.g. {"sigmoid": losses_a, "tanh": losses_b})."""
+    ax = _axes(ax)
+    for label, ys in curves.items():
+        ys = np.asarray(ys, dtype=float)
+        xs = np.arange(len(ys)) if x is None else np.asarray(x)[: len(ys)]
+        ax.plot(xs, ys, label=label, lw=1.6)
+    return _decorate(ax, xlabel, ylabel, logy, title)
 
 
 def decision_boundary(predict: Callable[[np.ndarray], np.ndarray], X: np.ndarray, y: np.ndarray, ax=None, *,
@@ -66,15 +71,7 @@ def grad_norms(norms: Mapping[str, Sequence[float]], ax=None, *, xlabel: str = "
     for label, ys in norms.items():
         ys = np.asarray(ys, dtype=float)
         ax.plot(np.arange(1, len(ys) + 1), ys, marker="o", ms=3, label=label)
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
-    return ax
+    return _decorate(ax, xlabel, ylabel, logy, title)
 
 
 def layer_grad_norms(model, kind: str = "weight") -> list[float]:
