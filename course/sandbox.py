@@ -15,6 +15,7 @@ import io
 import json
 import os
 import queue
+import resource
 import shutil
 import signal
 import stat
@@ -99,24 +100,6 @@ def choose_mode() -> str:
     if all(_world_accessible(p) for p in interpreter_paths()):
         return MODE_DROP_ALL
     return MODE_READ_CAP
-
-
-def _proc_entries() -> Iterator[tuple[int, int, int, str]]:
-    """(pid, ppid, real uid, state) of every process, from /proc."""
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/status", encoding="ascii", errors="replace") as f:
-                text = f.read()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
-        try:
-            yield (int(name), int(fields["PPid"]), int(fields["Uid"].split()[0]),
-                   fields["State"].split()[0])
-        except (KeyError, ValueError, IndexError):
-            continue
 
 
 def _processes(uid: int) -> Iterator[tuple[int, bytes, int]]:
@@ -480,10 +463,10 @@ def _same_user_nproc(extra: int) -> int | None:
     """Best-effort RLIMIT_NPROC when not root: the user's current process count plus ``extra``."""
     uid = os.getuid()
     try:
-        current = sum(1 for _, _, u, _ in _proc_entries() if u == uid)
+        current = sum(1 for _ in _processes(uid))  # zombies count against RLIMIT_NPROC too
     except OSError:
         return None
-    soft, hard = __import__("resource").getrlimit(__import__("resource").RLIMIT_NPROC)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NPROC)
     want = current + extra
     if hard != -1 and want > hard:
         return None
