@@ -60,8 +60,11 @@ def lab(headless: bool) -> int:
 
 def test() -> int:
     ensure_environment("test")
-    env = dict(os.environ, MPLBACKEND="Agg", HYPOTHESIS_PROFILE=os.environ.get("HYPOTHESIS_PROFILE", "ci"),
+    # no MPLBACKEND here: the notebooks' kernels must keep Jupyter's inline backend, or their
+    # figures vanish from the outputs that nbval compares (headless matplotlib picks Agg itself)
+    env = dict(os.environ, HYPOTHESIS_PROFILE=os.environ.get("HYPOTHESIS_PROFILE", "ci"),
                PYDEVD_DISABLE_FILE_VALIDATION="1")
+    env.pop("MPLBACKEND", None)
     steps = [
         ("the student notebooks are up to date with solutions/", [BIN / "course", "check"]),
         ("unit, property, grader and packaging tests", [PY, "-m", "pytest", "tests", "-q"]),
