@@ -27,10 +27,11 @@ def _reduce(per_example: np.ndarray, reduction: str) -> tuple[np.ndarray, float]
     """The reduced loss and the factor d(reduced)/d(per-example) (1/N for a mean)."""
     if reduction == "none":
         return per_example, 1.0
+    total = np.add.reduce(per_example, axis=None)  # ndarray.mean() costs microseconds of Python
     if reduction == "sum":
-        return np.asarray(per_example.sum()), 1.0
+        return np.asarray(total), 1.0
     n = max(per_example.size, 1)
-    return np.asarray(per_example.mean()), 1.0 / n
+    return np.asarray(total / n, dtype=per_example.dtype), 1.0 / n
 
 
 def relu(x: Tensor) -> Tensor:
@@ -147,22 +148,23 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
     shifted = Z - Z.max(axis=1, keepdims=True)
     e = np.exp(shifted)
     s = e.sum(axis=1, keepdims=True)
-    logp = shifted - np.log(s)
+    log_s = np.log(s)  # log softmax = shifted - log_s
     squeeze = z.ndim == 1
 
     t_tensor = target if isinstance(target, Tensor) else None
     t_arr = target.data if t_tensor is not None else np.asarray(target)
-    if t_tensor is None and np.issubdtype(t_arr.dtype, np.integer):
-        labels = t_arr.reshape(-1).astype(np.int64)
+    if t_tensor is None and t_arr.dtype.kind in "iu":
+        labels = t_arr.reshape(-1)
         if labels.shape[0] != Z.shape[0] or t_arr.ndim != (0 if squeeze else 1):
             raise ValueError(f"cross_entropy: class-index target of shape {t_arr.shape} does not match logits "
                              f"of shape {z.shape} (expected shape {(Z.shape[0],) if not squeeze else ()})")
-        bad = (labels < 0) | (labels >= C)
-        if bad.any():
-            raise IndexError(f"cross_entropy: target class {int(labels[bad][0])} is out of range for {C} classes "
+        # one reduction checks both ends: seen as unsigned, a negative label is huge
+        if labels.size and labels.view(labels.dtype.str.replace("i", "u")).max() >= C:
+            bad = labels[(labels < 0) | (labels >= C)]
+            raise IndexError(f"cross_entropy: target class {int(bad[0])} is out of range for {C} classes "
                              f"(valid labels are 0..{C - 1})")
         rows = np.arange(Z.shape[0])
-        per_ex = -logp[rows, labels]
+        per_ex = log_s[:, 0] - shifted[rows, labels]
         loss, scale = _reduce(per_ex if not squeeze else per_ex.reshape(()), reduction)
 
         def backward_idx(g: np.ndarray):
@@ -182,6 +184,7 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
         raise ValueError(
             f"cross_entropy: probability targets must sum to one over the {C} classes; row {worst} sums to "
             f"{sums[worst]:.6g}. Pass class indices (an integer array) or normalise the targets")
+    logp = shifted - log_s
     per_ex = -(T * logp).sum(axis=1)
     loss, scale = _reduce(per_ex if not squeeze else per_ex.reshape(()), reduction)
     parents = (z, t)

@@ -102,7 +102,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "requires_grad", "grad", "name", "_parents", "_backward", "_op",
-                 "_retain", "_freed", "__weakref__")
+                 "_retain", "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data: ArrayLike, requires_grad: bool = False, dtype: Any = None,
@@ -115,7 +115,6 @@ class Tensor:
         self._backward: Backward | None = None
         self._op = "leaf"
         self._retain = False
-        self._freed = False
 
     @classmethod
     def _make(cls, data: np.ndarray, parents: tuple["Tensor", ...], backward: Backward, op: str) -> "Tensor":
@@ -130,7 +129,6 @@ class Tensor:
         out.name = None
         out._op = op
         out._retain = False
-        out._freed = False
         needs_grad = False
         if _grad_enabled:
             for p in parents:
@@ -257,60 +255,72 @@ class Tensor:
         # dL/d(node) by node id, with whether the array is private: held by nothing but this
         # dict, so the node's backward may overwrite it (relu does) and a fan-out may add into it
         grads: dict[int, tuple[np.ndarray, bool]] = {id(self): (g, True)}
+        pop, get = grads.pop, grads.get
+        ndarray = np.ndarray
         for node in reversed(_topological_order(self)):
-            entry = grads.pop(id(node), None)
+            entry = pop(id(node), None)
             if entry is None:
                 continue
             g, private = entry
-            if not node._parents:
-                node._store_grad(g, private)
+            parents = node._parents
+            if not parents:
+                if node.grad is None and private and type(g) is ndarray and g.dtype == node.data.dtype:
+                    node.grad = g  # the common case of _store_grad, inlined: a parameter's first gradient
+                else:
+                    node._store_grad(g, private)
                 continue
             if node._retain:
                 node._store_grad(g, private)
                 private = False  # now node.grad may be this very array
-            if node._backward is None:
+            backward = node._backward
+            if backward is None:
                 raise RuntimeError(
                     f"backward: trying to backward through the graph a second time (at op '{node._op}'); "
                     "its saved values were freed by the first call. Pass retain_graph=True to the first "
                     "backward() if you really mean to (the gradients then add up), or recompute the forward pass")
             _private_grad = private
             try:
-                parent_grads = node._backward(g)
+                parent_grads = backward(g)
             finally:
                 _private_grad = False
-            returned = [pg for pg in parent_grads if pg is not None]
-            for parent, pg in zip(node._parents, parent_grads):
+            shared = False  # an array handed to two inputs (an add node passes g to both) is private to neither
+            if len(parent_grads) > 1:
+                ids = [id(pg) for pg in parent_grads if pg is not None]
+                shared = len(ids) != len(set(ids))
+            for parent, pg in zip(parents, parent_grads):
                 if pg is None or not parent.requires_grad:
                     continue
                 if _anomaly_enabled and not np.all(np.isfinite(pg)):
                     raise FloatingPointError(
                         f"{node._op}: the backward pass produced NaN or inf for an input of shape {parent.shape}")
-                # private: a new array of the op's own (or g itself, if g was private), given to one input only
-                fresh = (private if pg is g else
-                         isinstance(pg, np.ndarray) and pg.flags.owndata and pg.flags.writeable)
-                if fresh and len(returned) > 1 and sum(other is pg for other in returned) > 1:
+                # private: a new array of the op's own (base None: not a view, so writeable), or g
+                # itself if g was private; never one given to two inputs
+                if shared:
                     fresh = False
+                elif pg is g:
+                    fresh = private
+                else:
+                    fresh = type(pg) is ndarray and pg.base is None
                 key = id(parent)
-                prev = grads.get(key)
+                prev = get(key)
                 if prev is None:
                     grads[key] = (pg, fresh)
                 elif prev[1] and prev[0].shape == np.shape(pg) and prev[0].dtype == np.result_type(prev[0], pg):
                     prev[0].__iadd__(pg)
                 else:
                     total = prev[0] + pg
-                    grads[key] = (total, isinstance(total, np.ndarray))  # 0-d sums are numpy scalars
+                    grads[key] = (total, isinstance(total, ndarray))  # 0-d sums are numpy scalars
             if not retain_graph:
-                node._backward = None
-                node._freed = True
+                node._backward = None  # frees the saved values; a second backward here raises
 
     def _store_grad(self, g: np.ndarray, private: bool) -> None:
-        if not isinstance(g, np.ndarray) or g.dtype != self.data.dtype:
+        if type(g) is not np.ndarray or g.dtype != self.data.dtype:
             # a full reduction (e.g. the adjoint of broadcasting a 0-d tensor) yields a numpy
             # scalar, which is read-only: .grad is always a writeable ndarray of the leaf's shape
             g, private = np.asarray(g, dtype=self.data.dtype), True
         if self.grad is None:
             # never share one array between two .grad attributes, or a view of someone's data
-            self.grad = g if private and g.flags.owndata else g.copy()
+            self.grad = g if private and g.base is None else g.copy()
         else:
             self.grad = self.grad + g
 
