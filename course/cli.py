@@ -127,6 +127,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command in ("build", "check"):
+        try:
+            import nbformat  # noqa: F401  (build and check read and write notebooks with it)
+        except ModuleNotFoundError:
+            print(f"course {args.command}: this Python has no nbformat (it comes with jupyterlab); use the "
+                  "course's own environment (.venv/bin/course, set up by `python3 start.py test`) or "
+                  "`pip install -e .`", file=sys.stderr)
+            return 2
         args.solutions = args.solutions or str(paths.default_solutions())
         args.chapters = args.chapters or str(paths.default_chapters())
         return cmd_build(args) if args.command == "build" else cmd_check(args)
