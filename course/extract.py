@@ -3,14 +3,16 @@
 Nothing here executes learner code. Top-level statements other than imports, ``def``/``class``
 and literal constants (``EPS = 1e-6``) are dropped, so a training loop or a ``time.sleep``
 left in a cell costs nothing; in exercise cells, assignments to names are kept too (the
-answers to conceptual questions). IPython magics and shell lines are dropped before parsing.
+answers to conceptual questions). Each exercise then runs only the kept statements its names
+depend on (``Extracted.needed_statements``). IPython magics and shell lines are dropped before
+parsing.
 """
 from __future__ import annotations
 
 import ast
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .notebook import cell_source, exercise_id, is_exercise_cell
 
@@ -40,10 +42,44 @@ class Extracted:
     cells: list[CellCode] = field(default_factory=list)
     syntax_errors: dict[int, SyntaxProblem] = field(default_factory=dict)
     exercise_cells: dict[str, int] = field(default_factory=dict)   # exercise id -> cell index
+    trees: dict[int, ast.Module] = field(default_factory=dict, repr=False)  # cell index -> parsed
 
-    def job_code(self) -> list[dict[str, Any]]:
-        """The JSON-able description of the code sent to the sandbox."""
-        return [{"cell": c.index, "source": c.source, "keep": c.keep} for c in self.cells if c.keep]
+    def job_code(self, needs: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """The JSON-able description of the code sent to the sandbox: every kept statement, or,
+        given the names an exercise needs, only the statements those names depend on."""
+        keep = {c.index: c.keep for c in self.cells} if needs is None else self.needed_statements(needs)
+        return [{"cell": c.index, "source": c.source, "keep": keep[c.index]}
+                for c in self.cells if keep.get(c.index)]
+
+    def needed_statements(self, needs: Iterable[str]) -> dict[int, list[int]]:
+        """Cell index -> kept statements that define ``needs`` and, transitively, every top-level
+        name they refer to (in bodies, defaults, annotations, decorators), in notebook order.
+
+        An exercise thus runs only what it needs: a plotting helper's ``import matplotlib``
+        costs it nothing, and a broken import elsewhere does not touch it."""
+        stmts = [(c.index, k, self.trees[c.index].body[k]) for c in self.cells for k in c.keep]
+        binders: dict[str, list[int]] = {}
+        chosen: set[int] = set()
+        for i, (_, _, stmt) in enumerate(stmts):
+            names = _binds(stmt)
+            if names is None:
+                chosen.add(i)
+            for name in names or ():
+                binders.setdefault(name, []).append(i)
+        todo, seen = list(needs), set()
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            for i in binders.get(name, ()):
+                if i not in chosen:
+                    chosen.add(i)
+                    todo.extend(n.id for n in ast.walk(stmts[i][2]) if isinstance(n, ast.Name))
+        keep: dict[int, list[int]] = {}
+        for i in sorted(chosen):
+            keep.setdefault(stmts[i][0], []).append(stmts[i][1])
+        return keep
 
 
 def strip_magics(source: str) -> str | None:
@@ -113,7 +149,23 @@ def extract(nb: dict[str, Any]) -> Extracted:
         ex_cell = is_exercise_cell(cell)
         keep = [k for k, stmt in enumerate(tree.body) if keep_statement(stmt, ex_cell)]
         out.cells.append(CellCode(i, src, keep))
+        out.trees[i] = tree
     return out
+
+
+def _binds(stmt: ast.stmt) -> list[str] | None:
+    """Top-level names a kept statement binds; None when it must always run (``from m import *``,
+    ``from __future__``), since what it binds is unknown or it changes how later code compiles."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [stmt.name]
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        if isinstance(stmt, ast.ImportFrom) and stmt.module == "__future__":
+            return None
+        if any(alias.name == "*" for alias in stmt.names):
+            return None
+        return [alias.asname or alias.name.split(".")[0] for alias in stmt.names]
+    targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
+    return [n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)]
 
 
 def defines(source: str, name: str) -> bool:

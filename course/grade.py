@@ -301,7 +301,7 @@ def grade_exercise(ex: Exercise, sub: Submission, sandbox: Sandbox) -> ExerciseR
         cases = make_cases(ex, sub.seed)
         specs, arrays = encode_cases(cases)
         src, name = call_source(ex)
-        job = {"code": sub.extracted.job_code(), "needs": list(ex.needs), "cases": specs,
+        job = {"code": sub.extracted.job_code(ex.needs), "needs": list(ex.needs), "cases": specs,
                "call_source": src, "call_name": name}
         run = sandbox.run(job, arrays, ex.timeout)
         return judge(ex, sub, cases, run)
