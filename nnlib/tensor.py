@@ -332,7 +332,11 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g, a.shape) if a.requires_grad else None,
                     _unbroadcast(g, b.shape) if b.requires_grad else None)
-        return Tensor._make(a.data + b.data, (a, b), backward, "add")
+        try:
+            out = a.data + b.data
+        except ValueError:
+            raise _broadcast_error("add", a, b) from None
+        return Tensor._make(out, (a, b), backward, "add")
 
     def __radd__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__add__(self)
@@ -344,7 +348,11 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g, a.shape) if a.requires_grad else None,
                     -_unbroadcast(g, b.shape) if b.requires_grad else None)
-        return Tensor._make(a.data - b.data, (a, b), backward, "sub")
+        try:
+            out = a.data - b.data
+        except ValueError:
+            raise _broadcast_error("sub", a, b) from None
+        return Tensor._make(out, (a, b), backward, "sub")
 
     def __rsub__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__sub__(self)
@@ -356,7 +364,11 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
                     _unbroadcast(g * a.data, b.shape) if b.requires_grad else None)
-        return Tensor._make(a.data * b.data, (a, b), backward, "mul")
+        try:
+            out = a.data * b.data
+        except ValueError:
+            raise _broadcast_error("mul", a, b) from None
+        return Tensor._make(out, (a, b), backward, "mul")
 
     def __rmul__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__mul__(self)
@@ -368,7 +380,11 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g / b.data, a.shape) if a.requires_grad else None,
                     _unbroadcast(-g * a.data / (b.data * b.data), b.shape) if b.requires_grad else None)
-        return Tensor._make(a.data / b.data, (a, b), backward, "div")
+        try:
+            out = a.data / b.data
+        except ValueError:
+            raise _broadcast_error("div", a, b) from None
+        return Tensor._make(out, (a, b), backward, "div")
 
     def __rtruediv__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__truediv__(self)
@@ -378,7 +394,10 @@ class Tensor:
         a = self
         if isinstance(exponent, Tensor):
             p = exponent
-            out = a.data ** p.data
+            try:
+                out = a.data ** p.data
+            except ValueError:
+                raise _broadcast_error("pow", a, p) from None
 
             def backward_t(g: np.ndarray):
                 ga = _unbroadcast(g * p.data * a.data ** (p.data - 1), a.shape) if a.requires_grad else None
@@ -588,6 +607,13 @@ def _lift(x: ArrayLike, like: Tensor) -> Tensor:
     if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
         return Tensor(np.asarray(x, dtype=like.data.dtype))
     return Tensor(x)
+
+
+def _broadcast_error(op: str, a: Tensor, b: Tensor) -> ValueError:
+    return ValueError(
+        f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together: aligned from the right, "
+        "each pair of sizes must be equal or one of them 1 (a transposed operand, or a missing "
+        "reshape such as b.reshape(-1, 1)?)")
 
 
 def _normalise_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:

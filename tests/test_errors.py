@@ -166,3 +166,13 @@ def test_module_errors():
     layer = nn.Linear(2, 3, rng=0)
     with pytest.raises(ValueError, match=r"weight has shape \(3, 2\).*\(2, 3\)"):
         layer.load_state_dict({"weight": np.zeros((2, 3)), "bias": np.zeros(3)})
+
+
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div", "pow"])
+def test_elementwise_ops_name_themselves_and_both_shapes_when_they_cannot_broadcast(op):
+    a = Tensor(np.ones((3, 4)), requires_grad=True)
+    b = Tensor(np.ones((3,)) * 2.0, requires_grad=True)
+    do = {"add": lambda: a + b, "sub": lambda: a - b, "mul": lambda: a * b, "div": lambda: a / b,
+          "pow": lambda: a ** b}[op]
+    with pytest.raises(ValueError, match=rf"^{op}: shapes \(3, 4\) and \(3,\) cannot be broadcast"):
+        do()
