@@ -180,11 +180,20 @@ def _where(info: dict[str, Any] | None) -> str:
     return f" (in {info.get('function')}, line {info.get('line')} of cell {info.get('cell')}{code})"
 
 
+_SHAPE_ERRORS = ("mismatch in its core dimension", "not aligned", "could not be broadcast",
+                 "cannot be broadcast", "shapes", "cannot reshape")
+
+
 def _exception_text(info: dict[str, Any]) -> str:
     text = f"{info.get('type', 'Exception')}"
-    if info.get("message"):
-        text += f": {info['message']}"
-    return text + _where(info.get("where"))
+    message = str(info.get("message") or "")
+    if message:
+        text += f": {message}"
+    text += _where(info.get("where"))
+    if info.get("type") == "ValueError" and any(s in message for s in _SHAPE_ERRORS):
+        text += (" -- the shapes do not fit together: check each matrix's shape against the "
+                 "docstring (is one transposed, or summed over the wrong axis?)")
+    return text
 
 
 @dataclass
