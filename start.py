@@ -52,6 +52,9 @@ def ensure_environment(extras: str) -> None:
 def lab(headless: bool) -> int:
     ensure_environment("test")
     args = [BIN / "jupyter", "lab", "--notebook-dir", ROOT, "--LabApp.default_url=/lab/tree/chapters"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        args.append("--allow-root")  # containers and cloud machines often run as root
+        say("running as root: JupyterLab is started with --allow-root")
     if headless:
         args += ["--no-browser", "--ip", "0.0.0.0"]
         say("headless: open the http://...:8888/lab?token=... address printed below from your own browser")
