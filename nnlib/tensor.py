@@ -124,7 +124,7 @@ class Tensor:
         new arrays, views of ``g``, or ``g`` itself, never an array it keeps elsewhere: the engine
         may later add into, or overwrite, a new array it was given."""
         out = object.__new__(Tensor)
-        out.data = data
+        out.data = data if type(data) is np.ndarray else np.asarray(data)  # 0-d ops give numpy scalars
         out.grad = None
         out.name = None
         out._op = op
