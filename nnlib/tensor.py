@@ -264,10 +264,7 @@ class Tensor:
             g, private = entry
             parents = node._parents
             if not parents:
-                if node.grad is None and private and type(g) is ndarray and g.dtype == node.data.dtype:
-                    node.grad = g  # the common case of _store_grad, inlined: a parameter's first gradient
-                else:
-                    node._store_grad(g, private)
+                node._store_grad(g, private)
                 continue
             if node._retain:
                 node._store_grad(g, private)
@@ -332,11 +329,7 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g, a.shape) if a.requires_grad else None,
                     _unbroadcast(g, b.shape) if b.requires_grad else None)
-        try:
-            out = a.data + b.data
-        except ValueError:
-            raise _broadcast_error("add", a, b) from None
-        return Tensor._make(out, (a, b), backward, "add")
+        return Tensor._make(_broadcasting("add", np.add, a, b), (a, b), backward, "add")
 
     def __radd__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__add__(self)
@@ -348,11 +341,7 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g, a.shape) if a.requires_grad else None,
                     -_unbroadcast(g, b.shape) if b.requires_grad else None)
-        try:
-            out = a.data - b.data
-        except ValueError:
-            raise _broadcast_error("sub", a, b) from None
-        return Tensor._make(out, (a, b), backward, "sub")
+        return Tensor._make(_broadcasting("sub", np.subtract, a, b), (a, b), backward, "sub")
 
     def __rsub__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__sub__(self)
@@ -364,11 +353,7 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
                     _unbroadcast(g * a.data, b.shape) if b.requires_grad else None)
-        try:
-            out = a.data * b.data
-        except ValueError:
-            raise _broadcast_error("mul", a, b) from None
-        return Tensor._make(out, (a, b), backward, "mul")
+        return Tensor._make(_broadcasting("mul", np.multiply, a, b), (a, b), backward, "mul")
 
     def __rmul__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__mul__(self)
@@ -380,11 +365,7 @@ class Tensor:
         def backward(g: np.ndarray):
             return (_unbroadcast(g / b.data, a.shape) if a.requires_grad else None,
                     _unbroadcast(-g * a.data / (b.data * b.data), b.shape) if b.requires_grad else None)
-        try:
-            out = a.data / b.data
-        except ValueError:
-            raise _broadcast_error("div", a, b) from None
-        return Tensor._make(out, (a, b), backward, "div")
+        return Tensor._make(_broadcasting("div", np.divide, a, b), (a, b), backward, "div")
 
     def __rtruediv__(self, other: ArrayLike) -> "Tensor":
         return _lift(other, self).__truediv__(self)
@@ -394,10 +375,7 @@ class Tensor:
         a = self
         if isinstance(exponent, Tensor):
             p = exponent
-            try:
-                out = a.data ** p.data
-            except ValueError:
-                raise _broadcast_error("pow", a, p) from None
+            out = _broadcasting("pow", np.power, a, p)
 
             def backward_t(g: np.ndarray):
                 ga = _unbroadcast(g * p.data * a.data ** (p.data - 1), a.shape) if a.requires_grad else None
@@ -609,11 +587,16 @@ def _lift(x: ArrayLike, like: Tensor) -> Tensor:
     return Tensor(x)
 
 
-def _broadcast_error(op: str, a: Tensor, b: Tensor) -> ValueError:
-    return ValueError(
-        f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together: aligned from the right, "
-        "each pair of sizes must be equal or one of them 1 (a transposed operand, or a missing "
-        "reshape such as b.reshape(-1, 1)?)")
+def _broadcasting(op: str, ufunc: np.ufunc, a: Tensor, b: Tensor) -> np.ndarray:
+    """``ufunc(a, b)`` on the data, with an error naming the op and both shapes when they cannot
+    be broadcast together."""
+    try:
+        return ufunc(a.data, b.data)
+    except ValueError:
+        raise ValueError(
+            f"{op}: shapes {a.shape} and {b.shape} cannot be broadcast together: aligned from the right, "
+            "each pair of sizes must be equal or one of them 1 (a transposed operand, or a missing "
+            "reshape such as b.reshape(-1, 1)?)") from None
 
 
 def _normalise_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
