@@ -1,7 +1,9 @@
-"""Visible check cells: ``with exercise_check("ch00.name") as c: c.close(got, expected, what)``.
+"""Visible check cells: ``with exercise_check("ch00.name", inputs) as c: c.close(got, expected, what)``.
 
 The context manager never lets an exception out of the cell, so a chapter runs top to bottom
-even when an exercise is unfinished. Wrong answers are explained with the grader's diagnosis.
+even when an exercise is unfinished. Wrong answers are explained with the grader's diagnosis:
+the same ``diagnose_value``, and, when the hidden tests are installed and the check passes its
+``inputs`` in the hidden tests' format, the same list of the exercise's known mistakes.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .hidden import InvalidOutput, diagnose_value, excerpt
+from .hidden import Exercise, InvalidOutput, diagnose_value, excerpt, normalize_choice
 
 _OWN_DIRS = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(np.__file__))
 
@@ -29,13 +31,66 @@ def _learner_frame(tb: TracebackType | None) -> str:
     return found
 
 
-class ExerciseCheck:
-    """The object bound by ``with exercise_check(id) as c``; one method per kind of case."""
+def _hidden_exercise(exercise_id: str) -> Exercise | None:
+    """The installed hidden tests' description of an exercise (for its mistakes), or None."""
+    from . import paths
+    from .grade import HiddenTestError, load_exercises
 
-    def __init__(self, exercise_id: str) -> None:
+    tests = paths.default_tests()
+    if tests is None:
+        return None
+    try:
+        exercises = load_exercises(tests, exercise_id.split(".", 1)[0])
+    except (HiddenTestError, OSError):
+        return None
+    return next((e for e in exercises or () if e.id == exercise_id), None)
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return v.copy()
+    if isinstance(v, (list, tuple)) and any(isinstance(x, np.ndarray) for x in v):
+        return type(v)(_copy(x) for x in v)
+    return v
+
+
+class ExerciseCheck:
+    """The object bound by ``with exercise_check(id, inputs) as c``; one method per kind of case."""
+
+    def __init__(self, exercise_id: str, inputs: dict[str, Any] | None = None) -> None:
         self.id = exercise_id
+        self.inputs = inputs
         self.passed = 0
         self.failed = 0
+        self._mistakes: dict[str, dict[str, Any]] | None = None
+
+    def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` on copies of the array arguments, so that a function that
+        writes into its inputs cannot change the arrays the check compares with afterwards."""
+        return fn(*(_copy(a) for a in args), **{k: _copy(v) for k, v in kwargs.items()})
+
+    def mistakes(self, key: str | None) -> dict[str, Any]:
+        """What each of the exercise's known mistakes would return for output ``key`` on the
+        check's ``inputs`` (the hidden tests' own list; empty when they are not installed)."""
+        if self.inputs is None:
+            return {}
+        if self._mistakes is None:
+            self._mistakes = {}
+            ex = _hidden_exercise(self.id)
+            for name, fn in (ex.mistakes.items() if ex is not None else ()):
+                try:
+                    out = fn(dict(self.inputs))
+                except Exception:  # a mistake model that does not apply to these inputs
+                    continue
+                if isinstance(out, dict):
+                    self._mistakes[name] = out
+        found = {}
+        for name, out in self._mistakes.items():
+            if key is not None and key in out:
+                found[name] = out[key]
+            elif key is None and len(out) == 1:
+                found[name] = next(iter(out.values()))
+        return found
 
     def _report(self, ok: bool, what: str, detail: str = "") -> bool:
         if ok:
@@ -47,11 +102,17 @@ class ExerciseCheck:
         return ok
 
     def close(self, got: Any, expected: Any, what: str, rtol: float = 1e-6, atol: float = 1e-8,
-              batch: int | None = None) -> bool:
-        """Numbers or arrays equal up to ``rtol``/``atol`` (numpy.allclose), same shape."""
+              batch: int | None = None, key: str | None = None, dtype: Any = None) -> bool:
+        """Numbers or arrays equal up to ``rtol``/``atol`` (numpy.allclose), same shape.
+
+        ``key`` names the output (as the hidden tests' ``call`` returns it) so that a wrong answer
+        that matches one of the exercise's known mistakes on the check's inputs is named.
+        ``dtype``: the dtype the docstring promises (float64 answers stay float64)."""
         got = getattr(got, "data", got) if type(got).__name__ == "Tensor" else got
+        expected = getattr(expected, "data", expected) if type(expected).__name__ == "Tensor" else expected
         try:
-            msg = diagnose_value(got, expected, rtol, atol, batch)
+            msg = diagnose_value(got, expected, rtol, atol, batch, self.mistakes(key),
+                                 None if dtype is None else str(np.dtype(dtype)))
         except InvalidOutput as e:
             msg = str(e)
         except Exception as e:  # a value numpy cannot even compare
@@ -68,6 +129,18 @@ class ExerciseCheck:
             return self._report(ok, what, f"expected {expected!r}, got {got!r}")
         return self.close(got, expected, what, rtol=0.0, atol=0.0)
 
+    def choice(self, answer: Any, options: Any, what: str = "") -> bool:
+        """A multiple-choice answer is one of ``options`` (in the form the grader accepts: any
+        case, spaces or brackets around it). Never says which option is right; the grader does."""
+        if answer is None:
+            raise NotImplementedError(self.id)
+        opts = [normalize_choice(o) for o in options]
+        got = normalize_choice(answer)
+        listed = ", ".join(repr(o) for o in opts)
+        return self._report(got in opts, what or f"the answer {answer!r} is one of {listed} "
+                            "(`course grade` says whether it is right)",
+                            f"{answer!r} is not one of {listed}")
+
     def true(self, condition: Any, what: str, hint: str = "") -> bool:
         """A property that must hold; ``hint`` says what to look at when it does not."""
         try:
@@ -78,10 +151,13 @@ class ExerciseCheck:
 
 
 class exercise_check:  # noqa: N801  (used like a function: `with exercise_check(id) as c`)
-    """Context manager of a visible check cell; never lets an ``Exception`` out."""
+    """Context manager of a visible check cell; never lets an ``Exception`` out.
 
-    def __init__(self, exercise_id: str) -> None:
-        self.check = ExerciseCheck(exercise_id)
+    ``inputs``: the check's case in the hidden tests' input format (a dict of arrays and
+    numbers), so that ``c.close(..., key=...)`` can name the same mistakes as the grader."""
+
+    def __init__(self, exercise_id: str, inputs: dict[str, Any] | None = None) -> None:
+        self.check = ExerciseCheck(exercise_id, inputs)
 
     def __enter__(self) -> ExerciseCheck:
         return self.check

@@ -1,20 +1,25 @@
-"""What the grader takes from a submission: imports, definitions and constants, found with ``ast``.
+"""What the grader takes from a submission: imports, definitions and assignments, found with ``ast``.
 
-Nothing here executes learner code. Top-level statements other than imports, ``def``/``class``
-and literal constants (``EPS = 1e-6``) are dropped, so a training loop or a ``time.sleep``
-left in a cell costs nothing; in exercise cells, assignments to names are kept too (the
-answers to conceptual questions). Each exercise then runs only the kept statements its names
-depend on (``Extracted.needed_statements``). IPython magics and shell lines are dropped before
-parsing.
+Nothing here executes learner code. The top-level statements kept are imports, ``def`` and
+``class`` statements, and assignments (``EPS = 1e-6``, ``EYE = np.eye(3)``,
+``lsm = lambda a: a - logsumexp(a)``, ``W[0] = 1.0``, ``lr *= 0.5``); everything else at the top
+level (calls such as a training loop or a plot, ``for``/``while``/``if``/``with``/``try``
+blocks) is dropped. Each exercise then runs only the kept statements its names depend on,
+followed transitively through the module-level names each statement reads
+(``Extracted.needed_statements``; a function's own local variables are not followed, so a
+helper that happens to use a local ``W`` does not pull in a top-level ``W = train(...)``). A
+name that is bound only where the grader does not run (inside a top-level block) is recorded
+so that the message can say so. IPython magics and shell lines are dropped before parsing.
 """
 from __future__ import annotations
 
 import ast
 import re
+import symtable
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from .notebook import cell_source, exercise_id, is_exercise_cell
+from .notebook import cell_source, exercise_id
 
 #: Cell magics whose body is Python: the magic line is dropped and the rest kept.
 PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "memit", "debug"}
@@ -43,6 +48,9 @@ class Extracted:
     syntax_errors: dict[int, SyntaxProblem] = field(default_factory=dict)
     exercise_cells: dict[str, int] = field(default_factory=dict)   # exercise id -> cell index
     trees: dict[int, ast.Module] = field(default_factory=dict, repr=False)  # cell index -> parsed
+    #: names bound only inside top-level statements the grader does not run:
+    #: name -> (cell index, line, what kind of statement, e.g. "for")
+    unrun: dict[str, tuple[int, int, str]] = field(default_factory=dict)
 
     def job_code(self, needs: Iterable[str] | None = None) -> list[dict[str, Any]]:
         """The JSON-able description of the code sent to the sandbox: every kept statement, or,
@@ -52,13 +60,14 @@ class Extracted:
                 for c in self.cells if keep.get(c.index)]
 
     def needed_statements(self, needs: Iterable[str]) -> dict[int, list[int]]:
-        """Cell index -> kept statements that define ``needs`` and, transitively, every top-level
-        name they refer to (in bodies, defaults, annotations, decorators), in notebook order.
+        """Cell index -> kept statements that bind ``needs`` and, transitively, every module-level
+        name they read (in bodies, defaults, annotations, decorators), in notebook order.
 
         An exercise thus runs only what it needs: a plotting helper's ``import matplotlib``
         costs it nothing, and a broken import elsewhere does not touch it."""
         stmts = [(c.index, k, self.trees[c.index].body[k]) for c in self.cells for k in c.keep]
         binders: dict[str, list[int]] = {}
+        reads: list[set[str]] = []
         chosen: set[int] = set()
         for i, (_, _, stmt) in enumerate(stmts):
             names = _binds(stmt)
@@ -66,7 +75,10 @@ class Extracted:
                 chosen.add(i)
             for name in names or ():
                 binders.setdefault(name, []).append(i)
+            reads.append(module_names_read(stmt))
         todo, seen = list(needs), set()
+        for i in chosen:
+            todo.extend(reads[i])
         while todo:
             name = todo.pop()
             if name in seen:
@@ -75,7 +87,7 @@ class Extracted:
             for i in binders.get(name, ()):
                 if i not in chosen:
                     chosen.add(i)
-                    todo.extend(n.id for n in ast.walk(stmts[i][2]) if isinstance(n, ast.Name))
+                    todo.extend(reads[i])
         keep: dict[int, list[int]] = {}
         for i in sorted(chosen):
             keep.setdefault(stmts[i][0], []).append(stmts[i][1])
@@ -101,30 +113,85 @@ def _names(target: ast.expr) -> bool:
     return False
 
 
-def _is_literal(node: ast.expr) -> bool:
-    try:
-        ast.literal_eval(node)
+def _target_ok(target: ast.expr) -> bool:
+    """A name, a tuple/list of names, or an item/attribute of a name (``W[0]``, ``cfg.lr``)."""
+    if _names(target):
         return True
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return False
+    while isinstance(target, (ast.Subscript, ast.Attribute)):
+        target = target.value
+    return isinstance(target, ast.Name)
 
 
-def keep_statement(stmt: ast.stmt, in_exercise_cell: bool) -> bool:
-    """Whether a top-level statement is part of what an exercise may depend on."""
+def keep_statement(stmt: ast.stmt, in_exercise_cell: bool = False) -> bool:
+    """Whether a top-level statement is part of what an exercise may depend on (the same in
+    every cell; ``in_exercise_cell`` is kept for callers of the old signature)."""
     if isinstance(stmt, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef,
                          ast.ClassDef)):
         return True
     if isinstance(stmt, ast.Assign):
-        if not all(_names(t) for t in stmt.targets):
-            return False
-        return in_exercise_cell or _is_literal(stmt.value)
+        return all(_target_ok(t) for t in stmt.targets)
     if isinstance(stmt, ast.AnnAssign):
-        if stmt.value is None or not isinstance(stmt.target, ast.Name):
-            return False
-        return in_exercise_cell or _is_literal(stmt.value)
+        return stmt.value is not None and _target_ok(stmt.target)
     if isinstance(stmt, ast.AugAssign):
-        return in_exercise_cell and isinstance(stmt.target, ast.Name)
+        return _target_ok(stmt.target)
     return False
+
+
+_BLOCK_WORDS = {ast.For: "for", ast.AsyncFor: "for", ast.While: "while", ast.If: "if",
+                ast.With: "with", ast.AsyncWith: "with", ast.Try: "try"}
+
+
+def _bound_inside(stmt: ast.stmt) -> Iterable[tuple[str, int]]:
+    """(name, line) of every name a dropped top-level block binds in its own scope (the locals
+    of functions defined inside it are theirs, not the notebook's)."""
+    todo: list[ast.AST] = list(ast.iter_child_nodes(stmt))
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            yield node.name, node.lineno
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            yield node.id, node.lineno
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    yield (alias.asname or alias.name.split(".")[0]), node.lineno
+        todo.extend(ast.iter_child_nodes(node))
+
+
+def module_names_read(stmt: ast.stmt) -> set[str]:
+    """Module-level names a top-level statement reads when it runs or when what it defines is
+    called: names read at the top level (right-hand sides, decorators, defaults, annotations,
+    base classes) and the free (global) names of every function, lambda and class body inside
+    it, as Python's own symbol table resolves them (a function's locals are not included)."""
+    names: set[str] = set()
+    try:
+        table = symtable.symtable(ast.unparse(ast.Module([stmt], [])), "<statement>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return {n.id for n in ast.walk(stmt) if isinstance(n, ast.Name)}
+    stack = [table]
+    while stack:
+        t = stack.pop()
+        for sym in t.get_symbols():
+            if t.get_type() == "module":
+                if sym.is_referenced():
+                    names.add(sym.get_name())
+            elif sym.is_global() and (sym.is_referenced() or sym.is_assigned()):
+                names.add(sym.get_name())
+        stack.extend(t.get_children())
+    if isinstance(stmt, (ast.AugAssign,)) or (isinstance(stmt, (ast.Assign, ast.AnnAssign)) and
+                                              not all(_names(t) for t in _targets(stmt))):
+        names.update(_binds(stmt) or ())  # W[0] = 1 and lr *= 2 read what they change
+    return names
+
+
+def _targets(stmt: ast.stmt) -> list[ast.expr]:
+    if isinstance(stmt, ast.Assign):
+        return list(stmt.targets)
+    target = getattr(stmt, "target", None)
+    return [target] if target is not None else []
 
 
 def extract(nb: dict[str, Any]) -> Extracted:
@@ -146,10 +213,23 @@ def extract(nb: dict[str, Any]) -> Extracted:
             msg = getattr(e, "msg", None) or str(e)
             out.syntax_errors[i] = SyntaxProblem(i, line, msg, src)
             continue
-        ex_cell = is_exercise_cell(cell)
-        keep = [k for k, stmt in enumerate(tree.body) if keep_statement(stmt, ex_cell)]
+        keep = []
+        for k, stmt in enumerate(tree.body):
+            if keep_statement(stmt):
+                keep.append(k)
+                continue
+            word = next((w for t, w in _BLOCK_WORDS.items() if isinstance(stmt, t)), None)
+            if word is None and type(stmt).__name__ == "TryStar":
+                word = "try"
+            if word is not None:
+                for name, line in _bound_inside(stmt):
+                    out.unrun.setdefault(name, (i, line, word))
         out.cells.append(CellCode(i, src, keep))
         out.trees[i] = tree
+    for c in out.cells:  # a name also bound at the top level somewhere is not "only" in a block
+        for k in c.keep:
+            for name in _binds(out.trees[c.index].body[k]) or ():
+                out.unrun.pop(name, None)
     return out
 
 
@@ -164,8 +244,16 @@ def _binds(stmt: ast.stmt) -> list[str] | None:
         if any(alias.name == "*" for alias in stmt.names):
             return None
         return [alias.asname or alias.name.split(".")[0] for alias in stmt.names]
-    targets = stmt.targets if isinstance(stmt, ast.Assign) else [getattr(stmt, "target", None)]
-    return [n.id for t in targets if t is not None for n in ast.walk(t) if isinstance(n, ast.Name)]
+    names = []
+    for t in _targets(stmt):
+        if _names(t):
+            names.extend(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+            continue
+        while isinstance(t, (ast.Subscript, ast.Attribute)):
+            t = t.value
+        if isinstance(t, ast.Name):
+            names.append(t.id)
+    return names
 
 
 def defines(source: str, name: str) -> bool:

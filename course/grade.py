@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import re
 import sys
 import textwrap
 import threading
@@ -196,6 +197,21 @@ def _exception_text(info: dict[str, Any]) -> str:
     return text
 
 
+_NAME_ERROR = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+
+
+def _unrun_note(sub: "Submission", name: str) -> str | None:
+    """Why a name the grader needs was never defined: it is bound only inside a top-level block."""
+    where = sub.extracted.unrun.get(name)
+    if where is None:
+        return None
+    cell, line, word = where
+    return (f"`{name}` is defined inside a `{word}` block (cell {cell + 1}, line {line}), and the "
+            "grader does not run top-level blocks, loops or calls: it runs only the imports, "
+            "`def`/`class` statements and assignments at the top level of your cells that the "
+            f"exercise uses. Define `{name}` at the top level of a cell (not indented)")
+
+
 @dataclass
 class Submission:
     path: str
@@ -242,6 +258,10 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
         for e in setup:  # the definition itself failed (e.g. a decorator or default raised)
             if any(defines_line(sub, e, n) for n in missing):
                 return res("error", f"defining {names} failed: {_exception_text(e)}")
+        for n in missing:
+            note = _unrun_note(sub, n)
+            if note is not None:
+                return res("missing", note)
         if ex.id not in sub.extracted.exercise_cells:
             return res("missing", f"{names} is not defined and the exercise cell of {ex.id} is not "
                        "in the notebook: was the cell deleted?")
@@ -264,6 +284,10 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
             if c.get("memory"):
                 return res("memory", f"ran out of memory on {label}: MemoryError{_where(c.get('where'))}")
             msg = f"{_exception_text(c)} on {label}"
+            m = _NAME_ERROR.search(str(c.get("message") or "")) if c.get("type") == "NameError" else None
+            note = _unrun_note(sub, m.group(1)) if m else None
+            if note is not None:
+                return res("error", f"{note} ({_exception_text(c)})")
             if c.get("type") in ("NameError", "ModuleNotFoundError", "ImportError",
                                  "AttributeError") and setup:
                 msg += f"; note that cell {setup[0].get('cell')} failed: {_exception_text(setup[0])}"

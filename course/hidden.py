@@ -31,6 +31,9 @@ class Exercise:
     ``batch_key`` names the input that gives the batch size (its first dimension if it is an
     array, its value if it is a number), so an answer off by exactly that factor is explained
     as a sum where a mean was asked (or the other way round).
+
+    ``dtype`` (e.g. ``"float64"``): the dtype every array output must have, as the exercise's
+    docstring promises; right values of another dtype fail, and the message says so.
     """
     id: str
     points: float
@@ -44,6 +47,7 @@ class Exercise:
     check: Callable[[Case, Outputs, Outputs], str | None] | None = None
     batch_key: str | None = None
     timeout: float | None = None
+    dtype: str | None = None
 
     def batch_size(self, inp: Case) -> int | None:
         if self.batch_key is None or self.batch_key not in inp:
@@ -126,11 +130,24 @@ def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
         return False
 
 
+def dtype_problem(got: Any, dtype: str | None) -> str | None:
+    """A message when ``got`` is an array of another dtype than the one an exercise promises."""
+    if dtype is None or not isinstance(got, (np.ndarray, np.generic)):
+        return None
+    if np.dtype(got.dtype) == np.dtype(dtype):
+        return None
+    return (f"your result has dtype {got.dtype} where the docstring asks for {np.dtype(dtype)}"
+            + (" (work on a float64 copy: np.asarray(x, dtype=np.float64))"
+               if np.dtype(dtype) == np.float64 and got.dtype.kind == "f" else ""))
+
+
 def diagnose_value(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8,
                    batch: int | None = None,
-                   mistakes: Mapping[str, Any] | None = None) -> str | None:
+                   mistakes: Mapping[str, Any] | None = None,
+                   dtype: str | None = None) -> str | None:
     """None when ``got`` matches ``want``; otherwise a message in words saying how it differs.
 
+    ``dtype``: the dtype ``got`` must have (right values of another dtype are wrong).
     Raises InvalidOutput when ``got`` is not even the right kind of value.
     """
     mistakes = mistakes or {}
@@ -182,7 +199,7 @@ def diagnose_value(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8,
         return (f"{n} of {g.size} values are {kind} where finite numbers were expected "
                 "(an overflow, e.g. exp of a large number, or a division by zero?)")
     if _close(gf, wf, rtol, atol):
-        return None
+        return dtype_problem(got, dtype)
     diff = f"expected {excerpt(w)}, got {excerpt(g)}"
     # the exercise's own plausible mistakes
     for name, m in mistakes.items():
@@ -229,6 +246,59 @@ def _constant_factor(g: np.ndarray, w: np.ndarray, rtol: float, atol: float) -> 
     return c if _close(g, c * w, max(rtol, 1e-9), atol * abs(c) + atol) else None
 
 
+# --------------------------------------------------------------------------------------------
+# Multiple choice
+
+_CHOICE_STRIP = " \t\n\r\"'`()[]{}.,;:"
+
+
+def normalize_choice(value: Any) -> Any:
+    """The form in which a multiple-choice answer is compared, by the visible check and the
+    grader alike: text without case, surrounding spaces, quotes or brackets (" (B) " -> "b"); a
+    list, tuple or array as a tuple of such texts; anything else as its text."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return tuple(normalize_choice(v) for v in value)
+    if isinstance(value, np.ndarray):
+        value = value.item()
+    return str(value).strip(_CHOICE_STRIP).strip().casefold()
+
+
+def _choice_call(ns, inp):
+    value = ns[inp["name"]]
+    if isinstance(value, (list, tuple)):
+        return {"answer": [str(v) for v in value][:100]}
+    return {"answer": str(value)[:1000]}
+
+
+def multiple_choice(id: str, points: float, name: str, answer: str, options: Sequence[str],
+                    wrong: Mapping[str, str] | None = None) -> Exercise:
+    """An exercise whose answer is one of ``options``, bound to ``name`` in an exercise cell.
+
+    ``wrong`` maps a wrong option to why it is wrong (shown to the learner who chose it). The
+    message of a wrong answer never names the right option."""
+    options = [normalize_choice(o) for o in options]
+    answer = normalize_choice(answer)
+    wrong = {normalize_choice(k): v for k, v in (wrong or {}).items()}
+    if answer not in options or not set(wrong) <= set(options) - {answer}:
+        raise ValueError(f"{id}: the answer and the explained wrong options must be among {options}")
+    listed = ", ".join(repr(o) for o in options)
+
+    def check(inp: Case, got: Outputs, want: Outputs) -> str | None:
+        g = normalize_choice(got.get("answer"))
+        if g == answer:
+            return None
+        if g not in options:
+            return f"`{name}` = {got.get('answer')!r} is not one of {listed}"
+        why = wrong.get(g)
+        return f"{g!r} is not the right answer" + (f": {why}" if why else "")
+
+    return Exercise(id=id, points=points, needs=(name,), call=_choice_call,
+                    expected=lambda inp: {"answer": answer}, inputs=lambda rng: [{"name": name}],
+                    check=check)
+
+
 def compare_outputs(ex: Exercise, inp: Case, got: Outputs, want: Outputs) -> str | None:
     """None when every output of one case is right, else a message. Raises InvalidOutput."""
     if ex.check is not None:
@@ -245,7 +315,7 @@ def compare_outputs(ex: Exercise, inp: Case, got: Outputs, want: Outputs) -> str
             raise InvalidOutput(f"the result has no {key!r}")
         mist = {name: m[key] for name, m in wrong_by_mistake.items()
                 if isinstance(m, dict) and key in m}
-        msg = diagnose_value(got[key], w, ex.rtol, ex.atol, batch, mist)
+        msg = diagnose_value(got[key], w, ex.rtol, ex.atol, batch, mist, ex.dtype)
         if msg is not None:
             return msg if len(want) == 1 else f"{key}: {msg}"
     return None

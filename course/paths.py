@@ -1,7 +1,16 @@
-"""Where the repository's folders are: found from the current directory, else from the package."""
+"""Where the course's folders are.
+
+``course build`` and ``course check`` (maintainer commands that only read and write notebooks)
+work on the repository found from the current directory. ``course grade`` never looks there: its
+default hidden tests are those of the installed package (``tests/hidden`` beside ``course/`` in a
+source checkout or editable install), because the grader executes the hidden-test modules as
+trusted code, and a folder an instructor happens to be in (a student's, say) may hold anything.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _is_root(p: Path) -> bool:
@@ -9,13 +18,13 @@ def _is_root(p: Path) -> bool:
 
 
 def repo_root() -> Path:
-    """The course repository: the first ancestor of the current directory that holds
-    pyproject.toml, course/ and nnlib/; else the folder above this package."""
+    """The course repository for build/check: the first ancestor of the current directory that
+    holds pyproject.toml, course/ and nnlib/; else the folder above this package."""
     here = Path.cwd().resolve()
     for p in (here, *here.parents):
         if _is_root(p):
             return p
-    return Path(__file__).resolve().parent.parent
+    return PACKAGE_ROOT
 
 
 def default_solutions() -> Path:
@@ -26,5 +35,7 @@ def default_chapters() -> Path:
     return repo_root() / "chapters"
 
 
-def default_tests() -> Path:
-    return repo_root() / "tests" / "hidden"
+def default_tests() -> Path | None:
+    """The hidden tests installed with this package, or None (a student release has none)."""
+    p = PACKAGE_ROOT / "tests" / "hidden"
+    return p if p.is_dir() else None

@@ -25,6 +25,28 @@ def relative_error(a, b, floor: float = 1e-12) -> float:
     return float(np.max(np.abs(a - b)) / scale)
 
 
+def bound(value: float, tol: float) -> str:
+    """A rounding-level number printed so that every machine prints the same text.
+
+    ``"< 1e-12"`` when ``value < tol``; otherwise the value itself and the bound it broke
+    (``"3.2e-09, above the bound 1e-12"``), so a regression shows up as a changed output.
+    Two correct computations differ at rounding level by amounts that depend on the CPU and the
+    BLAS kernel (4e-15 on one machine, 6e-15 on another): print those through ``bound`` with a
+    ``tol`` far above what any machine gives (100x the measured value or more), never as digits.
+    """
+    value, tol = float(value), float(tol)
+    if not tol > 0:
+        raise ValueError(f"bound: tol must be positive, got {tol!r}")
+    if value < tol:
+        return f"< {tol:.0e}"
+    return f"{value:.1e}, above the bound {tol:.0e}"
+
+
+def agree(a, b, tol: float) -> str:
+    """``bound(relative_error(a, b), tol)``: how closely two arrays agree, machine-independently."""
+    return bound(relative_error(a, b), tol)
+
+
 def _scalar_objective(fn: Callable[..., Tensor], inputs: Sequence[Tensor], upstream: np.ndarray | None):
     def objective() -> float:
         out = fn(*inputs)

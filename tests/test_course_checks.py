@@ -121,3 +121,45 @@ def test_student_chapter_runs_top_to_bottom_and_solution_passes_its_checks() -> 
     summaries = [ln for ln in solved.splitlines() if ln.startswith("ch99.")]
     assert "✗" not in solved and len(summaries) == 4
     assert all(ln.endswith(("checks passed", "the check passed")) for ln in summaries), summaries
+
+
+def test_check_names_the_hidden_tests_mistake_on_its_own_inputs() -> None:
+    """One diagnosis for both: the visible check uses the exercise's mistakes from tests/hidden."""
+    x, y = np.array([0.5, -1.0, 2.0]), np.array([-1.5, 0.3, 0.1])
+    q, r = x + y, x * (x + y)
+    s2 = 1 - np.tanh(r) ** 2
+    right = s2 * (2 * x + y) + 1.0
+    wrong = s2 * q + s2 * x                     # q's gradient overwritten by r's term
+    out = run('with exercise_check("ch00.backward_by_hand", {"x": x, "y": y}) as c:\n'
+              '    c.close(wrong, right, "dg/dx", key="grad_x")\n', x=x, y=y, wrong=wrong, right=right)
+    assert "q's gradient overwritten instead of added" in out, out
+    # without the inputs the check falls back to the generic diagnosis
+    out = run('with exercise_check("ch00.backward_by_hand") as c:\n'
+              '    c.close(wrong, right, "dg/dx", key="grad_x")\n', wrong=wrong, right=right)
+    assert "overwritten" not in out and "wrong values" in out
+
+
+def test_call_passes_copies_so_in_place_updates_cannot_fool_the_check() -> None:
+    def updates_in_place(w):
+        w -= 1.0
+        return w
+
+    out = run('w = np.ones(3)\nwith exercise_check("ch99.x") as c:\n'
+              '    got = c.call(f, w)\n'
+              '    c.close(got, w - 1.0, "w - 1")\n'
+              '    c.equal(w, np.ones(3), "w is unchanged")\n', f=updates_in_place)
+    assert out.splitlines()[-1] == "ch99.x: all 2 checks passed", out
+
+
+@pytest.mark.parametrize("answer, ok", [(" (B) ", True), ("b.", True), ('"B"', True), ("B", True),
+                                        ("e", False), ("", False)])
+def test_choice_accepts_what_the_grader_accepts_and_never_tells_the_answer(answer, ok) -> None:
+    out = run('with exercise_check("ch99.x") as c:\n    c.choice(A, "abcd")\n', A=answer)
+    assert out.startswith("✓" if ok else "✗"), out
+    assert "right answer" not in out and "expected" not in out
+
+
+def test_dtype_promise_is_enforced() -> None:
+    msg = diagnose_value(np.ones(2, dtype=np.float32), np.ones(2), dtype="float64")
+    assert msg is not None and "dtype float32 where the docstring asks for float64" in msg
+    assert diagnose_value(np.ones(2), np.ones(2), dtype="float64") is None

@@ -45,3 +45,32 @@ def test_an_import_that_only_a_plotting_helper_uses_cannot_hurt_an_exercise(tmp_
     results, bad, _ = grade_paths([path], FIXTURES / "hidden", jobs=2, limits=Limits(timeout=10))
     assert not bad
     assert results[0].score == results[0].max_score, [(e.id, e.status, e.message) for e in results[0].exercises]
+
+
+def test_a_learners_helpers_are_kept_whatever_their_right_hand_side():
+    """lsm = lambda ..., EPS = np.finfo(...).eps, EYE = np.eye(3): kept when an exercise uses them;
+    a top-level W = train() that only a function's local W shadows is not."""
+    nb = {"cells": [
+        _code_cell("import numpy as np\ndef logsumexp(a):\n    return np.log(np.exp(a).sum())"),
+        _code_cell("W = train_for_an_hour()\nlsm = lambda a: a - logsumexp(a)\n"
+                   "EPS = np.finfo(float).eps\nEYE = np.eye(3)\nEYE[0, 0] = 2.0"),
+        _code_cell("def answer(a):\n    W = EYE * EPS\n    return lsm(a) + W.sum()"),
+    ]}
+    kept = _kept_sources(nb, ["answer"])
+    assert kept == ["import numpy as np", "def logsumexp(a):\n    return np.log(np.exp(a).sum())",
+                    "lsm = lambda a: a - logsumexp(a)", "EPS = np.finfo(float).eps", "EYE = np.eye(3)",
+                    "EYE[0, 0] = 2.0", "def answer(a):\n    W = EYE * EPS\n    return lsm(a) + W.sum()"]
+
+
+def test_a_helper_bound_only_inside_a_block_gets_a_message_that_says_so(tmp_path):
+    nb = json.loads((FIXTURES / "solutions" / "99_fixture.ipynb").read_text())
+    cells = nb["cells"]
+    ex = next(i for i, c in enumerate(cells) if c.get("metadata", {}).get("course", {}).get("exercise"))
+    src = "".join(cells[ex]["source"])
+    name = src.split("def ", 1)[1].split("(", 1)[0]
+    cells[ex]["source"] = f"for _ in range(1):\n    def {name}(*args, **kwargs):\n        return 0\n"
+    path = tmp_path / "99_fixture.ipynb"
+    path.write_text(json.dumps(nb))
+    (r,), bad, _ = grade_paths([path], FIXTURES / "hidden", jobs=2)
+    e = next(e for e in r.exercises if e.status == "missing")
+    assert f"`{name}` is defined inside a `for` block" in e.message and "top level" in e.message

@@ -116,3 +116,14 @@ def test_relative_error():
     assert relative_error(Tensor([1.0]), np.array([1.5])) == pytest.approx(0.5 / 1.5)
     with pytest.raises(ValueError, match="shapes"):
         relative_error(np.zeros(2), np.zeros(3))
+
+
+def test_bound_prints_the_same_text_for_any_rounding_level_value_and_can_fail() -> None:
+    from nnlib.gradcheck import agree, bound
+
+    assert bound(4e-15, 1e-12) == bound(6e-15, 1e-12) == bound(0.0, 1e-12) == "< 1e-12"
+    assert bound(3.2e-9, 1e-12) == "3.2e-09, above the bound 1e-12"
+    assert agree(np.array([1.0, 2.0]), np.array([1.0, 2.0 + 1e-14]), 1e-12) == "< 1e-12"
+    assert agree(np.array([1.0]), np.array([1.1]), 1e-12).endswith("above the bound 1e-12")
+    with pytest.raises(ValueError, match="tol must be positive"):
+        bound(1.0, 0.0)
