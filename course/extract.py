@@ -194,9 +194,15 @@ def _targets(stmt: ast.stmt) -> list[ast.expr]:
     return [target] if target is not None else []
 
 
+#: Code the grader parses: per cell and per notebook (characters).
+MAX_CELL_CODE = 50_000
+MAX_NOTEBOOK_CODE = 250_000
+
+
 def extract(nb: dict[str, Any]) -> Extracted:
     """Parse every code cell of a notebook (a dict) and pick the statements to keep."""
     out = Extracted()
+    total_code = 0
     for i, cell in enumerate(nb.get("cells", [])):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
@@ -205,6 +211,14 @@ def extract(nb: dict[str, Any]) -> Extracted:
             out.exercise_cells[ex] = i
         src = strip_magics(cell_source(cell))
         if src is None:
+            continue
+        total_code += len(src)
+        if len(src) > MAX_CELL_CODE or total_code > MAX_NOTEBOOK_CODE:
+            # ast.parse needs hundreds of bytes of memory per byte of some sources: never parse
+            # more than a course notebook can hold (its cells are a few KB each)
+            out.syntax_errors[i] = SyntaxProblem(
+                i, None, f"the cell holds {len(src):,} characters of code, more than the grader "
+                f"reads ({MAX_CELL_CODE:,} per cell, {MAX_NOTEBOOK_CODE:,} per notebook)", src[:2000])
             continue
         try:
             tree = ast.parse(src)
@@ -258,5 +272,7 @@ def _binds(stmt: ast.stmt) -> list[str] | None:
 
 def defines(source: str, name: str) -> bool:
     """Whether a (possibly unparsable) source seems to define ``name`` (def, class or assignment)."""
-    pat = rf"^\s*(?:async\s+)?(?:def|class)\s+{re.escape(name)}\b|^{re.escape(name)}\s*[:=]"
+    # [ \t] rather than \s: \s also matches newlines, and a cell of a million empty lines
+    # would then be scanned from every line start to its end (quadratic time)
+    pat = rf"^[ \t]*(?:async[ \t]+)?(?:def|class)[ \t]+{re.escape(name)}\b|^{re.escape(name)}[ \t]*[:=]"
     return re.search(pat, source, re.M) is not None

@@ -14,6 +14,7 @@ import re
 import sys
 import textwrap
 import threading
+import time
 import types
 import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -27,6 +28,7 @@ from .extract import Extracted, SyntaxProblem, defines, extract
 from .hidden import Exercise, InvalidOutput, compare_outputs, describe_inputs
 from .notebook import NotebookError, chapter_of, load_notebook_json
 from .sandbox import Limits, RunResult, Sandbox
+from .text import printable
 
 STATUSES = ("passed", "failed", "not_attempted", "missing", "syntax_error", "error", "timeout",
             "memory", "crashed", "invalid_output")
@@ -51,6 +53,9 @@ class NotebookResult:
     exercises: list[ExerciseResult] = field(default_factory=list)
     sandbox: str = ""
 
+    def __post_init__(self) -> None:
+        self.notebook = printable(self.notebook, keep_newlines=False)
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -59,6 +64,10 @@ class NotebookResult:
 class BadPath:
     path: str
     reason: str
+
+    def __post_init__(self) -> None:
+        self.path = printable(self.path, keep_newlines=False)
+        self.reason = printable(self.reason, keep_newlines=False)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -174,11 +183,18 @@ def decode_outputs(spec: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[
 # ------------------------------------------------------------------------------------------------
 # One exercise
 
+def _short(v: Any, n: int = 160) -> str:
+    """A field of the sandbox's result (which learner code could have forged) as bounded text."""
+    text = v if isinstance(v, str) else str(v) if isinstance(v, (int, float)) else ""
+    return text if len(text) <= n else text[: n - 3] + "..."
+
+
 def _where(info: dict[str, Any] | None) -> str:
     if not isinstance(info, dict):
         return ""
-    code = f": `{info.get('code')}`" if info.get("code") else ""
-    return f" (in {info.get('function')}, line {info.get('line')} of cell {info.get('cell')}{code})"
+    code = f": `{_short(info.get('code'))}`" if info.get("code") else ""
+    return (f" (in {_short(info.get('function'), 80)}, line {_short(info.get('line'), 12)} of cell "
+            f"{_short(info.get('cell'), 12)}{code})")
 
 
 _SHAPE_ERRORS = ("mismatch in its core dimension", "not aligned", "could not be broadcast",
@@ -186,8 +202,8 @@ _SHAPE_ERRORS = ("mismatch in its core dimension", "not aligned", "could not be 
 
 
 def _exception_text(info: dict[str, Any]) -> str:
-    text = f"{info.get('type', 'Exception')}"
-    message = str(info.get("message") or "")
+    text = _short(info.get("type", "Exception"), 80) or "Exception"
+    message = _short(info.get("message") or "", 400)
     if message:
         text += f": {message}"
     text += _where(info.get("where"))
@@ -248,8 +264,9 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
     if run.outcome != "ok":
         return res(run.outcome, run.detail)
     r = run.result or {}
-    setup = [e for e in r.get("setup_errors", []) if isinstance(e, dict)]
-    missing = [str(n) for n in r.get("missing", [])]
+    # the result comes from the learner's process: take only what the job could have produced
+    setup = [e for e in _bounded_list(r.get("setup_errors"), 20) if isinstance(e, dict)]
+    missing = [n for n in _bounded_list(r.get("missing"), len(ex.needs)) if n in ex.needs]
     if missing:
         names = ", ".join(f"`{n}`" for n in missing)
         for p in sub.extracted.syntax_errors.values():  # defined in a cell that does not parse
@@ -267,11 +284,11 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
                        "in the notebook: was the cell deleted?")
         return res("missing", f"{names} is not defined in your notebook: was it renamed? The "
                    f"exercise needs {', '.join(f'`{n}`' for n in ex.needs)}")
-    none = [str(n) for n in r.get("none", [])]
+    none = [n for n in _bounded_list(r.get("none"), len(ex.needs)) if n in ex.needs]
     if none:
         return res("not_attempted", f"{', '.join(f'`{n}`' for n in none)} is still None: not "
                    "attempted yet")
-    results = r.get("cases", [])
+    results = _bounded_list(r.get("cases"), len(cases))
     for i, c in enumerate(results):
         if not isinstance(c, dict) or i >= len(cases):
             return res("invalid_output", "unreadable result")
@@ -311,6 +328,10 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
     return res("passed", f"all {len(cases)} hidden cases passed" if len(cases) > 1 else "passed")
 
 
+def _bounded_list(v: Any, n: int) -> list[Any]:
+    return v[:n] if isinstance(v, list) else []
+
+
 def defines_line(sub: Submission, err: dict[str, Any], name: str) -> bool:
     """Whether the statement that raised during setup is the definition of ``name``."""
     try:
@@ -325,8 +346,19 @@ def defines_line(sub: Submission, err: dict[str, Any], name: str) -> bool:
     return False
 
 
-def grade_exercise(ex: Exercise, sub: Submission, sandbox: Sandbox) -> ExerciseResult:
-    """Grade one exercise; never raises (a grader problem becomes status error)."""
+def grade_exercise(ex: Exercise, sub: Submission, sandbox: Sandbox,
+                   deadline: float | None = None) -> ExerciseResult:
+    """Grade one exercise; never raises (a grader problem becomes status error). Its message is
+    printable text (see course.text) of bounded length."""
+    r = _grade_exercise(ex, sub, sandbox, deadline)
+    r.message = printable(r.message)
+    if len(r.message) > 4000:
+        r.message = r.message[:3997] + "..."
+    return r
+
+
+def _grade_exercise(ex: Exercise, sub: Submission, sandbox: Sandbox,
+                    deadline: float | None) -> ExerciseResult:
     try:
         pre = precheck(ex, sub)
         if pre is not None:
@@ -336,7 +368,15 @@ def grade_exercise(ex: Exercise, sub: Submission, sandbox: Sandbox) -> ExerciseR
         src, name = call_source(ex)
         job = {"code": sub.extracted.job_code(ex.needs), "needs": list(ex.needs), "cases": specs,
                "call_source": src, "call_name": name}
-        run = sandbox.run(job, arrays, ex.timeout)
+        timeout = ex.timeout or sandbox.limits.timeout
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left < 0.5:
+                return ExerciseResult(ex.id, 0, ex.points, "timeout", "not run: the grader's time "
+                                      f"budget for this notebook ({sandbox.limits.notebook_timeout:g} s) "
+                                      "was used up by its other exercises")
+            timeout = min(timeout, left)
+        run = sandbox.run(job, arrays, timeout)
         return judge(ex, sub, cases, run)
     except Exception as e:  # a bug in the hidden tests or the grader: report, do not crash
         return ExerciseResult(ex.id, 0, ex.points, "error",
@@ -347,8 +387,28 @@ def grade_exercise(ex: Exercise, sub: Submission, sandbox: Sandbox) -> ExerciseR
 # ------------------------------------------------------------------------------------------------
 # Many notebooks
 
+class _Budget:
+    """The wall-clock budget of one notebook, counted from when its first exercise starts."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._start: float | None = None
+        self._lock = threading.Lock()
+
+    def deadline(self) -> float:
+        with self._lock:
+            if self._start is None:
+                self._start = time.monotonic()
+            return self._start + self.seconds
+
+
+def _grade_with_budget(ex: Exercise, sub: Submission, sandbox: Sandbox, budget: _Budget) -> ExerciseResult:
+    return grade_exercise(ex, sub, sandbox, budget.deadline())
+
+
 def find_notebooks(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[BadPath]]:
-    """Notebooks named or found (recursively) in folders; .ipynb_checkpoints are skipped."""
+    """Notebooks named or found (recursively) in folders; .ipynb_checkpoints are skipped, and so
+    are symbolic links to folders (a submitted folder's links could point anywhere)."""
     found: list[Path] = []
     bad: list[BadPath] = []
     for p in map(Path, paths):
@@ -368,14 +428,15 @@ def find_notebooks(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path],
 
 
 def grade_paths(paths: Sequence[str | os.PathLike[str]], tests_dir: Path, jobs: int = 2,
-                seed: int | None = None, limits: Limits = Limits()
+                seed: int | None = None, limits: Limits = Limits(), mode: str | None = None
                 ) -> tuple[list[NotebookResult], list[BadPath], str]:
     """Grade every notebook under ``paths``. Returns (results, bad paths, sandbox mode)."""
     notebooks, bad = find_notebooks(paths)
+    named = {os.path.abspath(p) for p in paths}
     subs: list[tuple[Submission, list[Exercise]]] = []
     for nb_path in notebooks:
         try:
-            nb, raw = load_notebook_json(nb_path)
+            nb, raw = load_notebook_json(nb_path, follow_links=os.path.abspath(nb_path) in named)
         except NotebookError as e:
             bad.append(BadPath(str(nb_path), str(e).removeprefix(f"{nb_path}: ")))
             continue
@@ -399,10 +460,13 @@ def grade_paths(paths: Sequence[str | os.PathLike[str]], tests_dir: Path, jobs: 
     if not subs:
         return results, bad, ""
     jobs = max(1, jobs)
-    with Sandbox(jobs, limits) as sandbox, ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures: list[list[Future[ExerciseResult]]] = [
-            [pool.submit(grade_exercise, ex, sub, sandbox) for ex in exercises]
-            for sub, exercises in subs]
+    with Sandbox(jobs, limits, hidden=(tests_dir,), mode=mode) as sandbox, \
+            ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures: list[list[Future[ExerciseResult]]] = []
+        for sub, exercises in subs:
+            budget = _Budget(limits.notebook_timeout)
+            futures.append([pool.submit(_grade_with_budget, ex, sub, sandbox, budget)
+                            for ex in exercises])
         for (sub, exercises), futs in zip(subs, futures):
             ex_results = [f.result() for f in futs]
             results.append(NotebookResult(

@@ -34,6 +34,12 @@ class Exercise:
 
     ``dtype`` (e.g. ``"float64"``): the dtype every array output must have, as the exercise's
     docstring promises; right values of another dtype fail, and the message says so.
+
+    ``exact`` maps an output key to the message shown when it is not exactly (bit for bit) the
+    expected value: for data the call returns so that the grader can check a property itself,
+    e.g. the caller's input as it is after the learner's function ran ("x was modified").
+    Never compute such a property inside ``call``: learner code runs in that process and can
+    forge anything computed there (patch ``np.array_equal`` from a default argument, say).
     """
     id: str
     points: float
@@ -48,6 +54,7 @@ class Exercise:
     batch_key: str | None = None
     timeout: float | None = None
     dtype: str | None = None
+    exact: Mapping[str, str] = field(default_factory=dict)
 
     def batch_size(self, inp: Case) -> int | None:
         if self.batch_key is None or self.batch_key not in inp:
@@ -299,6 +306,22 @@ def multiple_choice(id: str, points: float, name: str, answer: str, options: Seq
                     check=check)
 
 
+def _exact_problem(got: Any, want: Any, message: str) -> str | None:
+    g, w = np.asarray(got), np.asarray(want)
+    if g.shape != w.shape:
+        return f"{message} (its shape changed from {w.shape} to {g.shape})"
+    if g.dtype.kind not in "biufc" or w.dtype.kind not in "biufc":
+        return None if np.array_equal(g, w) else message
+    if np.array_equal(g, w, equal_nan=True):
+        return None
+    diff = np.abs(g.astype(np.complex128) - w.astype(np.complex128))
+    diff[np.isnan(diff)] = np.inf
+    idx = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.ndim else ()
+    where = f" at index {tuple(int(i) for i in idx)}" if diff.ndim else ""
+    return (f"{message} (largest change {float(diff.max()):.3g}{where}: "
+            f"{_fmt(w[idx].item())} became {_fmt(g[idx].item())})")
+
+
 def compare_outputs(ex: Exercise, inp: Case, got: Outputs, want: Outputs) -> str | None:
     """None when every output of one case is right, else a message. Raises InvalidOutput."""
     if ex.check is not None:
@@ -313,6 +336,11 @@ def compare_outputs(ex: Exercise, inp: Case, got: Outputs, want: Outputs) -> str
     for key, w in want.items():
         if key not in got:
             raise InvalidOutput(f"the result has no {key!r}")
+        if key in ex.exact:
+            msg = _exact_problem(got[key], w, ex.exact[key])
+            if msg is not None:
+                return msg
+            continue
         mist = {name: m[key] for name, m in wrong_by_mistake.items()
                 if isinstance(m, dict) and key in m}
         msg = diagnose_value(got[key], w, ex.rtol, ex.atol, batch, mist, ex.dtype)

@@ -6,9 +6,11 @@ deterministic JSON layout.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +18,9 @@ CHAPTER_RE = re.compile(r"^ch\d\d$")
 FILENAME_RE = re.compile(r"^(\d\d)_[A-Za-z0-9_\-]+\.ipynb$")
 EXERCISE_ID_RE = re.compile(r"^ch\d\d\.[a-z_][a-z0-9_]*$")
 
-#: Notebooks larger than this are refused by the grader (a course notebook is a few MB at most).
-MAX_NOTEBOOK_BYTES = 64 * 1024 * 1024
+#: Notebooks larger than this are refused by the grader (a course notebook with its outputs is
+#: well under 1 MB; a learner's, with figures and widgets, a few MB).
+MAX_NOTEBOOK_BYTES = 16 * 1024 * 1024
 
 
 class NotebookError(Exception):
@@ -68,25 +71,36 @@ def chapter_of(nb: dict[str, Any], path: str | os.PathLike[str]) -> str | None:
     return f"ch{m.group(1)}" if m else None
 
 
-def read_bytes_readonly(path: str | os.PathLike[str], limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
-    """Read a file opened read-only (O_RDONLY, no atime update where allowed), at most ``limit`` bytes."""
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+def read_bytes_readonly(path: str | os.PathLike[str], limit: int = MAX_NOTEBOOK_BYTES,
+                        follow_links: bool = True) -> bytes:
+    """Read a regular file opened read-only (no atime update where allowed, never blocking on a
+    FIFO or a device), at most ``limit`` bytes. ``follow_links=False`` refuses a symbolic link
+    (files found by walking a folder a student controls)."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    if not follow_links:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
     try:
         fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
     except PermissionError:  # O_NOATIME needs ownership
         fd = os.open(path, flags)
     with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise NotebookError(f"{path}: not a regular file")
         data = f.read(limit + 1)
     if len(data) > limit:
         raise NotebookError(f"{path}: larger than {limit // 2**20} MiB, not a course notebook")
     return data
 
 
-def load_notebook_json(path: str | os.PathLike[str]) -> tuple[dict[str, Any], bytes]:
+def load_notebook_json(path: str | os.PathLike[str], follow_links: bool = True
+                       ) -> tuple[dict[str, Any], bytes]:
     """Parse a notebook with plain json; return (notebook, raw bytes). Raises NotebookError."""
     try:
-        raw = read_bytes_readonly(path)
+        raw = read_bytes_readonly(path, follow_links=follow_links)
     except OSError as e:
+        if e.errno == getattr(errno, "ELOOP", -1):
+            raise NotebookError(f"{path}: a symbolic link inside a submitted folder (not "
+                                "followed: it could point anywhere)") from None
         raise NotebookError(f"{path}: not readable ({e.strerror or e})") from None
     try:
         nb = json.loads(raw.decode("utf-8"))

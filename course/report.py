@@ -8,9 +8,9 @@ import textwrap
 from typing import Any, Iterable, Sequence
 
 from .grade import BadPath, NotebookResult
+from .text import printable
 
 SYMBOL = {"passed": "✓", "failed": "✗", "not_attempted": "…"}
-
 
 def _num(x: float) -> str:
     return f"{x:g}"
@@ -20,11 +20,11 @@ def table(results: Sequence[dict[str, Any]], width: int = 110) -> str:
     """A plain-text report: one block per notebook, one line per exercise."""
     out = []
     for r in results:
-        out.append(f"{r['notebook']}  [{r['chapter']}, seed {r['seed']}]  "
-                   f"score {_num(r['score'])}/{_num(r['max_score'])}")
+        out.append(f"{printable(r['notebook'], False)}  [{printable(r['chapter'], False)}, seed "
+                   f"{r['seed']}]  score {_num(r['score'])}/{_num(r['max_score'])}")
         idw = max((len(e["id"]) for e in r["exercises"]), default=10)
         for e in r["exercises"]:
-            msg = e["message"].replace("\n", " ")
+            msg = printable(e["message"], False)
             head = (f"  {SYMBOL.get(e['status'], '!')} {e['id']:<{idw}}  "
                     f"{_num(e['points']):>3}/{_num(e['max_points']):<3} {e['status']:<14}")
             if len(head) + 1 + len(msg) <= width:

@@ -5,7 +5,6 @@ one of them: its own status, full marks for the other exercises, and no file cha
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import shutil
@@ -14,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
+import course.sandbox as sb
 from course.grade import grade_paths
-from course.sandbox import UID_BASE, UID_LOCK_DIR, UID_RANGE, Limits
+from course.sandbox import Limits
+from sandbox_helpers import leftover_sandbox_processes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HIDDEN = FIXTURES / "hidden"
@@ -24,6 +25,10 @@ EXPECTED: dict[str, dict[str, str]] = json.loads((FIXTURES / "submissions" / "ex
 MAX = {"ch99.mean_squared_error": 2, "ch99.softmax": 3, "ch99.relu_grad": 1, "ch99.cheaper": 1}
 TIMEOUT = 2.0
 ROOT = os.geteuid() == 0
+#: The isolation modes this machine offers (where they differ, every hostile fixture runs in each).
+MODES = ([sb.MODE_NAMESPACES] if ROOT and sb.namespaces_available() else []) + (
+    [sb.MODE_DROP_ALL if all(sb._world_accessible(p) for p in sb.interpreter_paths())
+     else sb.MODE_READ_CAP] if ROOT else [sb.MODE_SAME_USER])
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
@@ -32,39 +37,10 @@ def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def leftover_sandbox_processes() -> list[int]:
-    """Processes (zombies included) of sandbox uids that no running grader holds.
-
-    A grader holds an flock on /tmp/.course-sandbox-uids/UID while it uses UID, so processes
-    of a locked uid belong to another grader running right now (another test run, CI).
-    """
-    lockdir = Path(UID_LOCK_DIR)
-    leftovers = []
-    for name in os.listdir("/proc"):
-        try:
-            uid = os.stat(f"/proc/{name}").st_uid if name.isdigit() else -1
-        except OSError:
-            continue
-        if not UID_BASE <= uid < UID_BASE + UID_RANGE:
-            continue
-        try:
-            fd = os.open(lockdir / str(uid), os.O_RDONLY)
-        except OSError:
-            leftovers.append(int(name))
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            leftovers.append(int(name))      # nobody holds this uid: the process is a leftover
-        except BlockingIOError:
-            pass
-        finally:
-            os.close(fd)
-    return leftovers
-
-
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """Grade the solved chapter, the student chapter and every submission in one run."""
+@pytest.fixture(scope="module", params=MODES, ids=sb.MODE_NAMES.get)
+def graded(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict:
+    """Grade the solved chapter, the student chapter and every submission in one run, once per
+    isolation mode."""
     folder = tmp_path_factory.mktemp("subs")
     shutil.copytree(FIXTURES / "submissions", folder / "submissions")
     shutil.copy(FIXTURES / "solutions" / "99_fixture.ipynb", folder / "solved.ipynb")
@@ -75,7 +51,8 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     before = snapshot(folder)
     repo_before = snapshot(REPO / "tests" / "fixtures") | snapshot(REPO / "course")
     start = time.monotonic()
-    results, bad, mode = grade_paths([folder], HIDDEN, jobs=2, limits=Limits(timeout=TIMEOUT))
+    results, bad, mode = grade_paths([folder], HIDDEN, jobs=2, limits=Limits(timeout=TIMEOUT),
+                                     mode=request.param)
     seconds = time.monotonic() - start
     return {"by_name": {Path(r.notebook).stem: r for r in results}, "bad": bad, "mode": mode,
             "seconds": seconds, "folder": folder, "before": before, "repo_before": repo_before,

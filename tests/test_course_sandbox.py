@@ -66,6 +66,8 @@ def test_mode_matches_the_machine() -> None:
     mode = sb.choose_mode()
     if os.geteuid() != 0:
         assert mode == sb.MODE_SAME_USER
+    elif sb.namespaces_available():
+        assert mode == sb.MODE_NAMESPACES
     elif all(sb._world_accessible(p) for p in sb.interpreter_paths()):
         assert mode == sb.MODE_DROP_ALL
     else:

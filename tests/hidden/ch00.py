@@ -188,12 +188,13 @@ def _cd_call(ns, inp):
         "cubic": lambda v: float(np.sum(v**3) / 3.0 + v.ravel()[0] * v.ravel()[-1]),
     }
     x = np.array(inp["x"])  # keeps float32 when the case is float32
-    before = x.copy()
     if inp["pass_h"]:
         grad = ns["central_difference"](functions[inp["fn"]], x, h=float(inp["h"]))
     else:
         grad = ns["central_difference"](functions[inp["fn"]], x)
-    return {"grad": np.asarray(grad), "x": "left unchanged" if np.array_equal(x, before) else "modified"}
+    # x as it is after the call: the grader compares it with the input itself (a property measured
+    # here, in the learner's process, could be forged)
+    return {"grad": np.asarray(grad), "x_after": x}
 
 
 def _cd_exact_difference(name: str, x: np.ndarray, h: float, dtype=np.float64, forward=False,
@@ -219,7 +220,7 @@ def _cd_expected(inp):
         grad = _cd_exact_difference(inp["fn"], x64, inp["h"])
     else:
         grad = _cd_gradient(inp["fn"], x64)
-    return {"grad": grad, "x": "left unchanged"}
+    return {"grad": grad, "x_after": inp["x"]}
 
 
 def _cd_all_at_once(inp):
@@ -290,10 +291,10 @@ EXERCISES = [
                              if np.asarray(inp["x"]).dtype == np.float32 else {}),
             "ignoring the h argument (always using the default step)":
                 _cd_default_h,
-            "central_difference changed the caller's x (even x[i] += h then x[i] -= h can leave it off "
-            "in the last digit): work on a float64 copy, np.array(x, dtype=np.float64)":
-                lambda inp: {"x": "modified"},
-        }),
+        },
+        exact={"x_after": "central_difference changed the caller's x (even x[i] += h then "
+                          "x[i] -= h can leave it off in the last digit): work on a float64 copy, "
+                          "np.array(x, dtype=np.float64)"}),
     Exercise(
         id="ch00.answer_order", points=1, needs=("ANSWER_ORDER",),
         call=_order_call, expected=lambda inp: {"answer": "b"},
