@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
 """Set up the course in a local virtual environment and open it, or run every test.
 
-    python3 start.py lab [--headless]   set up .venv (first time only) and open JupyterLab on chapters/
+    python3 start.py lab                set up .venv (first time only) and open JupyterLab on the
+                                        course's start page (chapters/index.ipynb)
+    python3 start.py lab --headless     the same on a server: no browser, listening on localhost
+                                        only (add --all-interfaces to listen on every interface),
+                                        and the ssh line that forwards the port to your computer
     python3 start.py test               set up .venv (first time only) and run the whole test suite
+                                        (for maintainers and CI)
 
 Both are idempotent: the environment is rebuilt only when pyproject.toml changes. Needs only
 Python 3.10+ with its standard venv module (on Debian/Ubuntu: apt install python3-venv).
 """
 from __future__ import annotations
 
+import getpass
 import hashlib
 import os
+import secrets
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -39,26 +49,85 @@ def ensure_environment(extras: str) -> None:
     if PY.exists() and STAMP.exists() and wanted in STAMP.read_text().split():
         return
     if not PY.exists():
-        say(f"creating the virtual environment {VENV}")
+        say(f"step 1 of 2: creating the virtual environment {VENV} (a few seconds)")
         venv.EnvBuilder(with_pip=True, clear=VENV.exists()).create(VENV)
-    say("installing the course and its dependencies (a few minutes, once)")
+    say("step 2 of 2: installing the course and its dependencies with pip, once (a few minutes: "
+        "pip prints each package as it goes)")
     target = f".[{extras}]" if extras else "."
-    if run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--editable", target) != 0:
+    if run(PY, "-m", "pip", "install", "--disable-pip-version-check", "--editable", target) != 0:
         sys.exit("start.py: pip install failed (see above); fix the cause and run the same command again")
     previous = STAMP.read_text().split() if STAMP.exists() else []
     STAMP.write_text("\n".join(previous + [wanted]) + "\n")
 
 
-def lab(headless: bool) -> int:
+def free_port(start: int = 8888) -> int:
+    """The first port from ``start`` on which nothing listens on localhost."""
+    for port in range(start, start + 100):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise SystemExit("start.py: no free port between 8888 and 8987")
+
+
+def wait_until_ready(proc: subprocess.Popen, port: int, token: str, patience: float = 120.0) -> bool:
+    """Poll JupyterLab's status API until it answers (or the process ends)."""
+    deadline = time.monotonic() + patience
+    url = f"http://127.0.0.1:{port}/api/status?token={token}"
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.25)
+    return False
+
+
+def lab(headless: bool, all_interfaces: bool = False, port: int | None = None) -> int:
     ensure_environment("test")
-    args = [BIN / "jupyter", "lab", "--notebook-dir", ROOT, "--LabApp.default_url=/lab/tree/chapters"]
+    port = port or free_port()
+    token = secrets.token_hex(16)
+    start_page = "lab/tree/chapters/index.ipynb"
+    args = [BIN / "jupyter", "lab", "--notebook-dir", ROOT, f"--LabApp.default_url=/{start_page}",
+            f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            "--ServerApp.ip=" + ("0.0.0.0" if all_interfaces else "127.0.0.1")]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         args.append("--allow-root")  # containers and cloud machines often run as root
         say("running as root: JupyterLab is started with --allow-root")
     if headless:
-        args += ["--no-browser", "--ip", "0.0.0.0"]
-        say("headless: open the http://...:8888/lab?token=... address printed below from your own browser")
-    return run(*args)
+        args.append("--no-browser")
+    say("starting JupyterLab (its own log follows; the address to open comes last)")
+    proc = subprocess.Popen([str(a) for a in args], cwd=ROOT)
+    try:
+        if not wait_until_ready(proc, port, token):
+            proc.terminate()
+            say("JupyterLab did not start: see its messages above")
+            return 1
+        url = f"http://127.0.0.1:{port}/{start_page}?token={token}"
+        lines = ["", "JupyterLab is ready. Open this address in your browser:", "", f"    {url}", ""]
+        if headless:
+            host = socket.getfqdn() or "THIS-SERVER"
+            lines += ["On a remote server, first forward the port from your own computer:", "",
+                      f"    ssh -N -L {port}:localhost:{port} {getpass.getuser()}@{host}", "",
+                      "then open the address above there."]
+            if all_interfaces:
+                lines += [f"(Listening on every interface: http://{host}:{port}/{start_page}?token="
+                          f"{token} also works, if the port is reachable.)"]
+            lines.append("")
+        lines.append("Stop it with Ctrl-C.")
+        print("\n".join(lines), flush=True)
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            return proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return 1
 
 
 def test() -> int:
@@ -94,7 +163,17 @@ def main(argv: list[str]) -> int:
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     if argv[0] == "lab":
-        return lab(headless="--headless" in argv[1:])
+        rest = argv[1:]
+        port = None
+        if "--port" in rest:
+            i = rest.index("--port")
+            port = int(rest[i + 1])
+            del rest[i:i + 2]
+        unknown = [a for a in rest if a not in ("--headless", "--all-interfaces")]
+        if unknown:
+            print(f"start.py lab: unknown option {unknown[0]}\n{__doc__}")
+            return 2
+        return lab(headless="--headless" in rest, all_interfaces="--all-interfaces" in rest, port=port)
     return test()
 
 

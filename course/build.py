@@ -4,12 +4,19 @@ A solution region, markers included, becomes one ``raise NotImplementedError(...
 markers' indentation; ``NAME = value  ### SOLUTION`` becomes ``NAME = None``; outputs and
 execution counts are cleared; everything else (cell ids, metadata, prose) is kept. The output is
 deterministic, so rebuilding gives identical bytes.
+
+``chapters/.built.json`` records what build wrote (each notebook's sha256, and each exercise's
+stub for ``course reset``). A chapter notebook that differs from its record has a learner's
+edits: build never overwrites or removes it, unless asked with ``--save-edits``, which first
+copies it beside itself.
 """
 from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,6 +116,67 @@ def build_text(solution: Path) -> str:
     return dumps(nbformat.from_dict(student_version(nb, str(solution))))
 
 
+MANIFEST = ".built.json"
+INDEX = "index.ipynb"
+
+
+def index_text(solutions: Path, names: list[str]) -> str:
+    """The start page: every chapter with its question, what it assumes and roughly how long it
+    takes (from each solution's metadata ``course``), and a cell that shows the learner's scores."""
+    import nbformat
+
+    rows = []
+    for name in names:
+        nb = json.loads((solutions / name).read_text(encoding="utf-8"))
+        meta = nb.get("metadata", {}).get("course", {})
+        title = cell_source(nb["cells"][0]).splitlines()[0].lstrip("# ").split("·", 1)[-1].strip()
+        rows.append(f"| {name[:2]} | [{title}]({name}) | {meta.get('question', '')} | "
+                    f"{meta.get('assumes', '')} | {meta.get('minutes', '?')} min |")
+    intro = (
+        "# Backpropagation, question by question: start here\n\n"
+        "Each chapter takes one question learners ask about backpropagation and answers it with a "
+        "derivation, code and a measured experiment. Start with chapter 00 and go in order; each "
+        "chapter says what it assumes. In each chapter, fill in the exercises between the markers, "
+        "run the check cell under each one, and see your score from the hidden tests below (or "
+        "with `.venv/bin/course grade chapters/` in a terminal).\n\n"
+        "Your edits are yours: no course command overwrites them. To start one exercise again, "
+        "`.venv/bin/course reset chapters/NN_slug.ipynb chNN.exercise_name` puts that one cell "
+        "back to its stub and keeps a copy of what it held.\n\n"
+        "| # | chapter | the question | assumes | time |\n| --- | --- | --- | --- | --- |\n"
+        + "\n".join(rows))
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                                  "name": "python3"},
+                   "language_info": {"name": "python"}, "course": {"role": "index"}}
+    nb.cells = [nbformat.v4.new_markdown_cell(intro),
+                nbformat.v4.new_markdown_cell("## Your scores\n\nRun the cell below (Shift-Enter) to "
+                                              "grade every chapter in this folder as it is saved "
+                                              "now (save your notebooks first)."),
+                nbformat.v4.new_code_cell("from course.progress import show_progress\n\nshow_progress()")]
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"index-{i}"
+    return dumps(nb)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_manifest(chapters: Path) -> dict[str, Any]:
+    """The record of what ``course build`` last wrote into ``chapters`` (empty if none)."""
+    try:
+        data = json.loads((chapters / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def exercise_stubs(text: str) -> dict[str, str]:
+    """Exercise id -> the source of its cell in a generated chapter notebook."""
+    nb = json.loads(text)
+    return {ex: cell_source(c) for c in nb.get("cells", []) if (ex := exercise_id(c)) is not None}
+
+
 @dataclass
 class BuildPlan:
     """What ``build`` would write and what ``check`` reports."""
@@ -116,32 +184,61 @@ class BuildPlan:
     stale: list[Path] = field(default_factory=list)          # differs from what it should be
     missing: list[Path] = field(default_factory=list)        # should exist, does not
     extra: list[Path] = field(default_factory=list)          # chapter without a solution
+    edited: list[Path] = field(default_factory=list)         # differs from what build wrote
 
 
 def plan(solutions: Path, chapters: Path) -> BuildPlan:
     if not solutions.is_dir():
         raise NotebookError(f"{solutions}: no such folder of solution notebooks")
     p = BuildPlan()
+    record = read_manifest(chapters)
     names = sorted(f.name for f in solutions.glob("*.ipynb") if FILENAME_RE.match(f.name))
-    for name in names:
+    texts = {name: build_text(solutions / name) for name in names}
+    if names:
+        texts[INDEX] = index_text(solutions, names)
+    for name, text in texts.items():
         target = chapters / name
-        text = build_text(solutions / name)
         p.outputs[target] = text
         if not target.exists():
             p.missing.append(target)
-        elif target.read_bytes() != text.encode("utf-8"):
+            continue
+        have = target.read_bytes()
+        if have != text.encode("utf-8"):
             p.stale.append(target)
+            if sha256(have) != record.get(name, {}).get("sha256"):
+                p.edited.append(target)
     if chapters.is_dir():
         p.extra = sorted(f for f in chapters.glob("*.ipynb")
                          if FILENAME_RE.match(f.name) and f.name not in names)
+        p.edited += [f for f in p.extra
+                     if sha256(f.read_bytes()) != record.get(f.name, {}).get("sha256")]
     return p
 
 
-def build(solutions: Path, chapters: Path) -> list[str]:
-    """Write every chapter; remove chapters without a solution. Returns one line per change."""
+class EditsWouldBeLost(Exception):
+    """build would overwrite or remove chapter notebooks that hold a learner's edits."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self.paths = paths
+        super().__init__(", ".join(map(str, paths)))
+
+
+def build(solutions: Path, chapters: Path, save_edits: bool = False) -> list[str]:
+    """Write every chapter; remove chapters without a solution. Returns one line per change.
+
+    Raises EditsWouldBeLost, writing nothing, when a chapter to be rewritten or removed differs
+    from what build last wrote, unless ``save_edits``: then each such notebook is first copied to
+    ``NN_slug.mine-YYYYmmdd-HHMMSS.ipynb`` beside it."""
     p = plan(solutions, chapters)
+    if p.edited and not save_edits:
+        raise EditsWouldBeLost(p.edited)
     chapters.mkdir(parents=True, exist_ok=True)
     lines = []
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for f in p.edited:
+        copy_to = f.with_name(f"{f.stem}.mine-{stamp}.ipynb")
+        copy_to.write_bytes(f.read_bytes())
+        lines.append(f"saved your copy of {f.name} as {copy_to}")
     for target, text in p.outputs.items():
         if target in p.stale or target in p.missing:
             target.write_bytes(text.encode("utf-8"))
@@ -149,12 +246,34 @@ def build(solutions: Path, chapters: Path) -> list[str]:
     for f in p.extra:
         f.unlink()
         lines.append(f"removed {f} (no solutions/{f.name})")
+    record = {t.name: {"sha256": sha256(text.encode("utf-8")), "stubs": exercise_stubs(text)}
+              for t, text in p.outputs.items()}
+    manifest = json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    if (chapters / MANIFEST).exists() and (chapters / MANIFEST).read_text(encoding="utf-8") == manifest:
+        return lines
+    (chapters / MANIFEST).write_text(manifest, encoding="utf-8")
+    lines.append(f"wrote {chapters / MANIFEST}")
     return lines
+
+
+EDITED_ADVICE = ("has edits of yours (it differs from what `course build` wrote): they are yours, "
+                 "and no course command overwrites them. Maintainers who regenerate chapters/ run "
+                 "`course build --save-edits`, which keeps a copy of each edited notebook beside it")
 
 
 def check(solutions: Path, chapters: Path) -> list[str]:
     """One line per problem; empty when chapters/ is exactly what ``build`` would write."""
     p = plan(solutions, chapters)
-    return ([f"{f}: out of date (run `course build`)" for f in p.stale]
-            + [f"{f}: missing (run `course build`)" for f in p.missing]
-            + [f"{f}: has no solutions/{f.name} (remove it or run `course build`)" for f in p.extra])
+    problems = ([f"{f}: {EDITED_ADVICE}" for f in p.edited]
+                + [f"{f}: out of date with solutions/ (maintainers: run `course build`)"
+                   for f in p.stale if f not in p.edited]
+                + [f"{f}: missing (run `course build`)" for f in p.missing]
+                + [f"{f}: has no solutions/{f.name} (maintainers: remove it or run `course build`)"
+                   for f in p.extra if f not in p.edited])
+    if not problems:
+        want = {t.name: sha256(text.encode("utf-8")) for t, text in p.outputs.items()}
+        have = {k: v.get("sha256") for k, v in read_manifest(chapters).items() if isinstance(v, dict)}
+        if want != have:
+            problems.append(f"{chapters / MANIFEST}: does not record the chapters as built "
+                            "(run `course build`)")
+    return problems

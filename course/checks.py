@@ -17,7 +17,19 @@ import numpy as np
 
 from .hidden import Exercise, InvalidOutput, diagnose_value, excerpt, normalize_choice
 
-_OWN_DIRS = (os.path.dirname(os.path.abspath(__file__)), os.path.dirname(np.__file__))
+def _library_dirs() -> tuple[str, ...]:
+    """Folders whose frames are never "the learner's line": course, numpy and nnlib (an error
+    nnlib raises because of the learner's value is reported at the learner's call)."""
+    import importlib.util
+
+    dirs = [os.path.dirname(os.path.abspath(__file__)), os.path.dirname(np.__file__)]
+    spec = importlib.util.find_spec("nnlib")
+    if spec is not None and spec.origin:
+        dirs.append(os.path.dirname(os.path.abspath(spec.origin)))
+    return tuple(d + os.sep for d in dirs)
+
+
+_OWN_DIRS = _library_dirs()
 
 
 def _learner_frame(tb: TracebackType | None) -> str:

@@ -18,13 +18,21 @@ def _write(dest: str, text: str) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .build import build
+    from .build import EditsWouldBeLost, build
     from .notebook import NotebookError
 
     try:
-        lines = build(Path(args.solutions), Path(args.chapters))
+        lines = build(Path(args.solutions), Path(args.chapters), save_edits=args.save_edits)
     except NotebookError as e:
         print(f"course build: {e}", file=sys.stderr)
+        return 1
+    except EditsWouldBeLost as e:
+        for path in e.paths:
+            print(f"course build: {path} differs from what `course build` wrote: it holds "
+                  "someone's edits", file=sys.stderr)
+        print("course build: nothing was written. These edits are kept unless you ask: "
+              "`course build --save-edits` first copies each of these notebooks to "
+              "NN_slug.mine-DATE-TIME.ipynb beside it, then regenerates it.", file=sys.stderr)
         return 1
     for line in lines:
         print(line)
@@ -51,7 +59,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_grade(args: argparse.Namespace) -> int:
     from .grade import grade_paths
-    from .report import dumps_json, table, to_csv, to_json
+    from .report import dumps_json, summary, table, to_csv, to_json
     from .sandbox import Limits
 
     from . import sandbox as sb
@@ -81,7 +89,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     table_out = sys.stderr if "-" in (args.json, args.csv) else sys.stdout
     if data:
         print(table(data), file=table_out)
-        print(f"sandbox: {mode}", file=sys.stderr)
+        total = summary(data)
+        if total:
+            print(total, file=table_out)
+        if args.verbose:
+            print(f"sandbox: {mode}", file=sys.stderr)
     if args.json:
         _write(args.json, dumps_json(data))
     if args.csv:
@@ -129,14 +141,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="course", description="Build, check and grade the course "
-                                "notebooks.")
+    p = argparse.ArgumentParser(prog="course", description="Build, check, grade and reset the "
+                                "course notebooks.")
     sub = p.add_subparsers(dest="command", required=True)
     for name, help_ in (("build", "regenerate chapters/ from solutions/"),
                         ("check", "fail (exit 1) when chapters/ is not what build would write")):
         s = sub.add_parser(name, help=help_)
         s.add_argument("--solutions", default=None, help="solution notebooks (default: solutions/)")
         s.add_argument("--chapters", default=None, help="student notebooks (default: chapters/)")
+        if name == "build":
+            s.add_argument("--save-edits", action="store_true", help="regenerate chapter notebooks "
+                           "that hold edits too, after copying each to NN_slug.mine-DATE-TIME.ipynb")
     g = sub.add_parser("grade", help="grade notebooks (files or folders) against the hidden tests")
     g.add_argument("paths", nargs="+", metavar="PATH")
     g.add_argument("--tests", default=None, help="folder of hidden tests chNN.py "
@@ -153,9 +168,15 @@ def parser() -> argparse.ArgumentParser:
                    "(default 2048)")
     g.add_argument("--notebook-timeout", type=float, default=120.0, help="seconds for all the "
                    "exercises of one notebook (default 120)")
+    g.add_argument("-v", "--verbose", action="store_true", help="also print the isolation mode "
+                   "used (for instructors)")
     g.add_argument("--sandbox", choices=("auto", "namespaces", "uid", "user"), default="auto",
                    help="isolation: auto (the strongest that works here), namespaces, uid (a "
                    "separate uid without namespaces) or user (no isolation); see docs/grading.md")
+    r = sub.add_parser("reset", help="put one exercise cell of a notebook back to its stub "
+                       "(what it held is saved beside the notebook)")
+    r.add_argument("notebook", metavar="NOTEBOOK")
+    r.add_argument("exercise", metavar="EXERCISE_ID", help="e.g. ch00.backward_by_hand")
     m = sub.add_parser("merge", help="merge JSON reports of separate `course grade` runs")
     m.add_argument("reports", nargs="+", metavar="REPORT.json")
     m.add_argument("--json", metavar="FILE|-")
@@ -176,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.solutions = args.solutions or str(paths.default_solutions())
         args.chapters = args.chapters or str(paths.default_chapters())
         return cmd_build(args) if args.command == "build" else cmd_check(args)
+    if args.command == "reset":
+        from .reset import main as reset_main
+        return reset_main(args.notebook, args.exercise)
     if args.command == "grade":
         if args.tests is None and paths.default_tests() is not None:
             args.tests = str(paths.default_tests())

@@ -325,7 +325,8 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
             return res("invalid_output", f"{e} on {label}")
         if msg is not None:
             return res("failed", f"{label}: {msg}")
-    return res("passed", f"all {len(cases)} hidden cases passed" if len(cases) > 1 else "passed")
+    return res("passed", f"all {len(cases)} hidden cases right" if len(cases) > 1
+               else "the hidden case is right")
 
 
 def _bounded_list(v: Any, n: int) -> list[Any]:
@@ -441,6 +442,9 @@ def grade_paths(paths: Sequence[str | os.PathLike[str]], tests_dir: Path, jobs: 
             bad.append(BadPath(str(nb_path), str(e).removeprefix(f"{nb_path}: ")))
             continue
         chapter = chapter_of(nb, nb_path)
+        if chapter is None and nb_path.name == "index.ipynb" \
+                and nb.get("metadata", {}).get("course", {}).get("role") == "index":
+            continue  # the course's start page, found in a folder of chapters: nothing to grade
         if chapter is None:
             bad.append(BadPath(str(nb_path), "unknown chapter: no metadata course.chapter and the "
                                "file name is not NN_slug.ipynb"))

@@ -231,11 +231,34 @@ def diagnose_value(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8,
         if batch and batch > 1 and math.isclose(scale, 1 / batch, rel_tol=1e-6):
             return (f"off by a factor of 1/{batch}, the batch size: a mean where a sum was "
                     f"asked: {diff}")
-        return f"off by a constant factor of {_factor_words(scale)}: {diff}"
+        # any one number is a constant times another: a factor only means something for an
+        # array, or when it is one of the factors that mistakes produce
+        if w.size > 1 or any(math.isclose(scale, f, rel_tol=1e-6) for f in _MEANINGFUL_FACTORS):
+            return f"off by a constant factor of {_factor_words(scale)}: {diff}"
+    if w.size == 1:
+        return f"expected {excerpt(w)}, got {excerpt(g)}"
+    where = _largest_difference(gf, wf)
     if g.dtype.kind in "fc" and w.dtype.kind in "fc":
         err = float(np.nanmax(np.abs(gf - wf)))
-        return f"wrong values (largest difference {err:.3g}): {diff}"
-    return f"wrong values: {diff}"
+        return f"wrong values (largest difference {err:.3g}{where}): {diff}"
+    return f"wrong values{where}: {diff}"
+
+
+#: Factors between a wrong scalar and the right one that a mistake explains (a forgotten or
+#: extra 2 or 1/2 from a square, a mean over two entries).
+_MEANINGFUL_FACTORS = (2.0, 0.5, 4.0, 0.25)
+
+
+def _largest_difference(g: np.ndarray, w: np.ndarray) -> str:
+    """' at index (i, j): expected a, got b' for the entry that differs most (NaN counts most)."""
+    if g.shape != w.shape or g.size == 0:
+        return ""
+    d = np.abs(g - w).astype(np.float64) if g.dtype.kind != "c" else np.abs(g - w)
+    d = np.where(np.isnan(d), np.inf, d)
+    flat = int(np.argmax(d))
+    idx = tuple(int(i) for i in np.unravel_index(flat, w.shape))
+    shown = idx[0] if len(idx) == 1 else idx
+    return f" at index {shown}: expected {_fmt(w.ravel()[flat].item())}, got {_fmt(g.ravel()[flat].item())}"
 
 
 def _constant_factor(g: np.ndarray, w: np.ndarray, rtol: float, atol: float) -> float | None:

@@ -36,6 +36,30 @@ def table(results: Sequence[dict[str, Any]], width: int = 110) -> str:
     return "\n".join(out)
 
 
+def summary(results: Sequence[dict[str, Any]]) -> str:
+    """For one learner's chapters (several notebooks, no chapter twice): the total and what
+    remains to do. Empty otherwise (a class's gradebook has no meaningful total)."""
+    chapters = [r["chapter"] for r in results]
+    if len(results) < 2 or len(set(chapters)) != len(chapters):
+        return ""
+    score = sum(r["score"] for r in results)
+    top = sum(r["max_score"] for r in results)
+    lines = [f"total: {_num(score)}/{_num(top)} points over {len(results)} chapters"]
+    todo = [(r, e) for r in sorted(results, key=lambda r: r["chapter"]) for e in r["exercises"]
+            if e["status"] != "passed"]
+    if not todo:
+        lines.append("every exercise passed")
+        return "\n".join(lines)
+    lines.append(f"{len(todo)} exercise{'s' if len(todo) > 1 else ''} to do:")
+    by_notebook: dict[str, list[str]] = {}
+    for r, e in todo:
+        word = "" if e["status"] == "not_attempted" else f" ({e['status'].replace('_', ' ')})"
+        by_notebook.setdefault(r["notebook"], []).append(printable(e["id"], False) + word)
+    for nb, items in by_notebook.items():
+        lines.append(f"  {printable(nb, False)}: {', '.join(items)}")
+    return "\n".join(lines)
+
+
 def to_json(results: Iterable[NotebookResult]) -> list[dict[str, Any]]:
     return [r.to_json() for r in results]
 

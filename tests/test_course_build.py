@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from course.build import build, build_text, check, strip_source, student_version
+from course.build import EDITED_ADVICE, build, build_text, check, strip_source, student_version
 from course.notebook import NotebookError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -86,14 +86,16 @@ def test_student_version_clears_outputs_keeps_the_rest() -> None:
 
 def test_build_then_check_round_trip_is_byte_identical(dirs: tuple[Path, Path]) -> None:
     sol, ch = dirs
-    assert check(sol, ch) == [f"{ch / SOLUTION.name}: missing (run `course build`)"]
-    assert build(sol, ch) == [f"wrote {ch / SOLUTION.name}"]
+    assert check(sol, ch) == [f"{ch / SOLUTION.name}: missing (run `course build`)",
+                              f"{ch / 'index.ipynb'}: missing (run `course build`)"]
+    assert build(sol, ch) == [f"wrote {ch / SOLUTION.name}", f"wrote {ch / 'index.ipynb'}",
+                              f"wrote {ch / '.built.json'}"]
     first = (ch / SOLUTION.name).read_bytes()
     assert first.endswith(b"}\n")
     assert check(sol, ch) == []
     assert build(sol, ch) == []            # nothing to rewrite
     (ch / SOLUTION.name).unlink()
-    build(sol, ch)
+    assert build(sol, ch) == [f"wrote {ch / SOLUTION.name}"]   # the record is the same
     assert (ch / SOLUTION.name).read_bytes() == first
 
 
@@ -101,16 +103,18 @@ def test_check_reports_stale_and_extra_and_never_writes(dirs: tuple[Path, Path])
     sol, ch = dirs
     build(sol, ch)
     target = ch / SOLUTION.name
-    target.write_text(target.read_text().replace("Chapter 99", "Chapter 98"))
-    (ch / "98_extra.ipynb").write_text("{}")
+    nb = json.loads((sol / SOLUTION.name).read_text())       # a maintainer edits the solution
+    nb["cells"][2]["source"] = "x = np.linspace(-2, 2, 7)\nprint(x)"
+    (sol / SOLUTION.name).write_text(json.dumps(nb))
+    (ch / "98_extra.ipynb").write_text("{}")                  # an edited (unrecorded) notebook
     before = {p: p.read_bytes() for p in ch.iterdir()}
     problems = check(sol, ch)
-    assert problems == [f"{target}: out of date (run `course build`)",
-                        f"{ch / '98_extra.ipynb'}: has no solutions/98_extra.ipynb (remove it or "
-                        "run `course build`)"]
+    assert problems == [f"{ch / '98_extra.ipynb'}: {EDITED_ADVICE}",
+                        f"{target}: out of date with solutions/ (maintainers: run `course build`)"]
     assert {p: p.read_bytes() for p in ch.iterdir()} == before
-    build(sol, ch)
+    build(sol, ch, save_edits=True)
     assert check(sol, ch) == [] and not (ch / "98_extra.ipynb").exists()
+    assert len(list(ch.glob("98_extra.mine-*.ipynb"))) == 1
 
 
 def test_cli_check_exit_codes(dirs: tuple[Path, Path]) -> None:

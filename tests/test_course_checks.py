@@ -25,8 +25,8 @@ W = np.arange(1.0, 7.0).reshape(2, 3)
     (W / 3, "off by a constant factor of 1/3"),
     (np.where(W > 4, np.nan, W), "2 of 6 values are NaN"),
     (np.where(W > 5, np.inf, W), "1 of 6 values are inf"),
-    (W + 0.5, "wrong values (largest difference 0.5): expected [1, 2, 3, 4, 5, 6] (shape (2, 3)), "
-              "got [1.5, 2.5, 3.5, 4.5, 5.5, 6.5] (shape (2, 3))"),
+    (W + 0.5, "wrong values (largest difference 0.5 at index (0, 0): expected 1, got 1.5): expected "
+              "[1, 2, 3, 4, 5, 6] (shape (2, 3)), got [1.5, 2.5, 3.5, 4.5, 5.5, 6.5] (shape (2, 3))"),
     (W.astype(np.float32) * (1 + 1e-5), "float32 where float64 was expected"),
 ])
 def test_diagnosis_in_words(got: np.ndarray, words: str) -> None:
@@ -163,3 +163,32 @@ def test_dtype_promise_is_enforced() -> None:
     msg = diagnose_value(np.ones(2, dtype=np.float32), np.ones(2), dtype="float64")
     assert msg is not None and "dtype float32 where the docstring asks for float64" in msg
     assert diagnose_value(np.ones(2), np.ones(2), dtype="float64") is None
+
+
+def test_a_wrong_scalar_is_not_a_constant_factor_unless_the_factor_means_something() -> None:
+    assert diagnose_value(3.147, 3.581) == "expected 3.581, got 3.147"
+    assert diagnose_value(np.array([3.147]), np.array([3.581])) == "expected [3.581] (shape (1,)), got [3.147] (shape (1,))"
+    assert diagnose_value(7.162, 3.581).startswith("off by a constant factor of 2")
+    assert diagnose_value(8 * 3.581, 3.581, batch=8).startswith("off by a factor of 8, the batch size")
+
+
+def test_the_excerpt_points_at_the_entry_that_differs_most() -> None:
+    want = np.array([1.238, 0.6524, 0.1, 0.2, 0.3, 0.4, 0.5, 0.7])
+    got = want.copy()
+    got[7] = 0.9
+    msg = diagnose_value(got, want)
+    assert "at index 7: expected 0.7, got 0.9" in msg, msg
+
+
+def test_an_error_raised_inside_nnlib_names_the_learners_line() -> None:
+    from nnlib import Tensor
+
+    def learner_backward(x):
+        y = (Tensor(x, requires_grad=True) * 2.0).sum()
+        y.backward()
+        y.backward()               # the second backward raises inside nnlib
+        return x
+
+    out = run('with exercise_check("ch99.x") as c:\n    c.close(f(np.ones(2)), np.ones(2), "x")\n',
+              f=learner_backward)
+    assert "in learner_backward: `y.backward()" in out and "tensor.py" not in out, out

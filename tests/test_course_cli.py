@@ -33,7 +33,7 @@ def check_schema(report: object) -> None:
 
 
 def test_exit_0_json_to_stdout_and_table_to_stderr() -> None:
-    r = course("grade", str(SOLVED), str(STUDENT), "--tests", str(HIDDEN), "--json", "-")
+    r = course("grade", "-v", str(SOLVED), str(STUDENT), "--tests", str(HIDDEN), "--json", "-")
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     check_schema(report)

@@ -51,3 +51,46 @@ def test_nnlib_does_not_import_the_course_tool_or_matplotlib_at_import_time():
     assert out == ["False", "False"]
     for path in (ROOT / "nnlib").rglob("*.py"):
         assert not re.search(r"^\s*(from|import)\s+course\b", path.read_text(), re.M), path
+
+
+def _specifiers(requirements: list[str]) -> dict[str, str]:
+    return {_name(r): r.strip()[len(_name(r)):].replace(" ", "") for r in requirements}
+
+
+def test_every_dependency_is_bounded_and_both_files_say_the_same_range():
+    """The committed outputs were produced inside these ranges; a new major or minor release may
+    change printed digits, so each has an upper bound, the same for pip and conda users."""
+    text = (ROOT / "pyproject.toml").read_text()
+    blocks = re.findall(r"^(?:dependencies|test) = \[(.*?)\]", text, re.S | re.M)
+    pip = _specifiers([d for block in blocks for d in re.findall(r'"([^"]+)"', block)])
+    yml = (ROOT / "environment.yml").read_text()
+    deps = yml[yml.index("\ndependencies:"):]
+    conda = _specifiers([m for m in re.findall(r"^  - ([A-Za-z].*)$", deps, re.M)
+                         if _name(m) not in ("python", "pip", "pip:")])
+    assert pip == conda
+    for name, spec in pip.items():
+        assert ">=" in spec and "<" in spec.replace("<=", ""), f"{name}{spec} has no range"
+    import numpy
+    import matplotlib
+    for mod in (numpy, matplotlib):
+        lo, hi = re.findall(r">=([\d.]+),<([\d.]+)", pip[mod.__name__])[0]
+        version = tuple(int(x) for x in mod.__version__.split(".")[:2])
+        assert tuple(map(int, lo.split("."))) <= version < tuple(map(int, hi.split("."))), mod.__version__
+
+
+def test_start_py_shows_pips_progress_and_steps(monkeypatch, tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("start_under_test", ROOT / "start.py")
+    start = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(start)
+    calls = []
+    monkeypatch.setattr(start, "VENV", tmp_path / "venv")
+    monkeypatch.setattr(start, "PY", tmp_path / "venv" / "bin" / "python")
+    monkeypatch.setattr(start, "STAMP", tmp_path / "venv" / ".stamp")
+    monkeypatch.setattr(start.venv, "EnvBuilder", lambda **kw: type("B", (), {"create": lambda self, p: (tmp_path / "venv" / "bin").mkdir(parents=True) or (tmp_path / "venv" / "bin" / "python").touch()})())
+    monkeypatch.setattr(start, "run", lambda *cmd, **kw: calls.append([str(c) for c in cmd]) or 0)
+    start.ensure_environment("test")
+    out = capsys.readouterr().out
+    assert "step 1 of 2" in out and "step 2 of 2" in out and "pip prints each package" in out
+    (pip,) = calls
+    assert "install" in pip and "--quiet" not in pip and "-q" not in pip
