@@ -130,7 +130,51 @@ def mse_loss(input: Tensor, target, reduction: Reduction = "mean") -> Tensor:
     return sq if reduction == "none" else (sq.sum() if reduction == "sum" else sq.mean())
 
 
-def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tensor:
+def _class_weights(weight, C: int, dtype, op: str) -> np.ndarray | None:
+    """A per-class weight as an array of shape (C,) in the logits' dtype (no gradient flows into it)."""
+    if weight is None:
+        return None
+    w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=dtype)
+    if w.shape != (C,):
+        raise ValueError(f"{op}: weight must have one entry per class, shape ({C},), got shape {w.shape}")
+    return w
+
+
+def _label_weights(labels: np.ndarray, C: int, w: np.ndarray | None, ignore_index: int, dtype, op: str):
+    """Check class-index labels; return (labels safe to index with, per-example weights or None).
+
+    The per-example weight is w[y_i] (1 without a class weight) and 0 where y_i == ignore_index;
+    None means every example counts with weight 1 (the fast path)."""
+    ignored = labels == ignore_index if labels.size else np.zeros(0, dtype=bool)
+    any_ignored = bool(ignored.any())
+    valid = labels[~ignored] if any_ignored else labels
+    # one reduction checks both ends: seen as unsigned, a negative label is huge
+    if valid.size and valid.view(valid.dtype.str.replace("i", "u")).max() >= C:
+        bad = valid[(valid < 0) | (valid >= C)]
+        raise IndexError(f"{op}: target class {int(bad[0])} is out of range for {C} classes "
+                         f"(valid labels are 0..{C - 1}, or ignore_index={ignore_index})")
+    if not any_ignored and w is None:
+        return labels, None
+    safe = np.where(ignored, 0, labels) if any_ignored else labels
+    per = w[safe] if w is not None else np.ones(labels.shape, dtype=dtype)
+    if any_ignored:
+        per = np.where(ignored, 0.0, per).astype(dtype, copy=False)
+    return safe, per
+
+
+def _weighted_reduce(per_example: np.ndarray, reduction: str, weights: np.ndarray | None):
+    """Like _reduce, but a mean divides by the sum of the per-example weights (PyTorch's weighted
+    mean). A mean over a total weight of zero is NaN, and its gradient is zero, as in PyTorch."""
+    if weights is None or reduction != "mean":
+        return _reduce(per_example, reduction)
+    total_w = float(np.add.reduce(weights, axis=None))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        loss = np.asarray(np.add.reduce(per_example, axis=None) / total_w, dtype=per_example.dtype)
+    return loss, (1.0 / total_w if total_w != 0 else 0.0)
+
+
+def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean", *, weight=None,
+                  ignore_index: int = -100) -> Tensor:
     """Softmax cross-entropy from logits, as ``torch.nn.functional.cross_entropy``.
 
     logits: (N, C) or (C,). target: class indices (ints, shape (N,) or ()) or probabilities
@@ -138,6 +182,13 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
     loss_i = -sum_j t_ij log o_ij;  d loss_i / d logits_i = o_i - t_i;  d loss_i / d t_ij = -log o_ij.
     A probability target that is a Tensor with requires_grad receives that label gradient (the
     behaviour of TensorFlow's softmax_cross_entropy_with_logits_v2); detach it to stop it (v1).
+
+    ``weight`` (shape (C,), a constant: no gradient reaches it) and ``ignore_index`` follow
+    PyTorch exactly. Class indices: loss_i = w[y_i] * (-log o_i,y_i), 0 where y_i == ignore_index,
+    and ``reduction="mean"`` divides the sum by sum_i w[y_i] over the examples not ignored (the
+    number of examples not ignored without a weight; NaN when that is 0). Probability targets:
+    loss_i = -sum_j w_j t_ij log o_ij, and the mean divides by N whatever the weights.
+    ``weight`` and ``ignore_index`` are keyword-only here (PyTorch also accepts weight third).
     """
     _check_reduction(reduction, "cross_entropy")
     z = _tensor(logits)
@@ -150,6 +201,7 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
     s = e.sum(axis=1, keepdims=True)
     log_s = np.log(s)  # log softmax = shifted - log_s
     squeeze = z.ndim == 1
+    w = _class_weights(weight, C, Z.dtype, "cross_entropy")
 
     t_tensor = target if isinstance(target, Tensor) else None
     t_arr = target.data if t_tensor is not None else np.asarray(target)
@@ -158,18 +210,19 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
         if labels.shape[0] != Z.shape[0] or t_arr.ndim != (0 if squeeze else 1):
             raise ValueError(f"cross_entropy: class-index target of shape {t_arr.shape} does not match logits "
                              f"of shape {z.shape} (expected shape {(Z.shape[0],) if not squeeze else ()})")
-        # one reduction checks both ends: seen as unsigned, a negative label is huge
-        if labels.size and labels.view(labels.dtype.str.replace("i", "u")).max() >= C:
-            bad = labels[(labels < 0) | (labels >= C)]
-            raise IndexError(f"cross_entropy: target class {int(bad[0])} is out of range for {C} classes "
-                             f"(valid labels are 0..{C - 1})")
+        labels, wl = _label_weights(labels, C, w, ignore_index, Z.dtype, "cross_entropy")
         rows = np.arange(Z.shape[0])
         per_ex = log_s[:, 0] - shifted[rows, labels]
-        loss, scale = _reduce(per_ex if not squeeze else per_ex.reshape(()), reduction)
+        if wl is not None:
+            per_ex = per_ex * wl
+        loss, scale = _weighted_reduce(per_ex if not squeeze else per_ex.reshape(()), reduction,
+                                       wl if not squeeze or wl is None else wl.reshape(()))
 
         def backward_idx(g: np.ndarray):
             grad = e / s  # softmax, from the forward pass's exponentials
             grad[rows, labels] -= 1.0
+            if wl is not None:
+                grad *= wl[:, None]
             grad *= (g.reshape(-1, 1) if reduction == "none" else g) * scale
             return (grad if not squeeze else grad[0],)
         return Tensor._make(loss, (z,), backward_idx, "cross_entropy")
@@ -185,14 +238,15 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
             f"cross_entropy: probability targets must sum to one over the {C} classes; row {worst} sums to "
             f"{sums[worst]:.6g}. Pass class indices (an integer array) or normalise the targets")
     logp = shifted - log_s
-    per_ex = -(T * logp).sum(axis=1)
+    A = T if w is None else T * w  # the weighted targets w_j t_ij
+    per_ex = -(A * logp).sum(axis=1)
     loss, scale = _reduce(per_ex if not squeeze else per_ex.reshape(()), reduction)
     parents = (z, t)
 
     def backward_prob(g: np.ndarray):
         gs = (g.reshape(-1, 1) if reduction == "none" else g) * scale
-        gz = ((e / s) * T.sum(axis=1, keepdims=True) - T) * gs if z.requires_grad else None
-        gt = -logp * gs if t.requires_grad else None
+        gz = ((e / s) * A.sum(axis=1, keepdims=True) - A) * gs if z.requires_grad else None
+        gt = -(logp if w is None else logp * w) * gs if t.requires_grad else None
         if squeeze:
             gz = None if gz is None else gz[0]
             gt = None if gt is None else gt[0]
@@ -200,30 +254,60 @@ def cross_entropy(logits: Tensor, target, reduction: Reduction = "mean") -> Tens
     return Tensor._make(loss, parents, backward_prob, "cross_entropy")
 
 
-def nll_loss(log_probs: Tensor, target, reduction: Reduction = "mean") -> Tensor:
-    """Negative log-likelihood of class indices given log-probabilities (N, C)."""
+def nll_loss(log_probs: Tensor, target, reduction: Reduction = "mean", *, weight=None,
+             ignore_index: int = -100) -> Tensor:
+    """Negative log-likelihood of class indices given log-probabilities (N, C), as
+    ``torch.nn.functional.nll_loss``: loss_i = -w[y_i] log_probs[i, y_i] (0 where y_i == ignore_index);
+    d loss_i / d log_probs[i, y_i] = -w[y_i]. ``reduction="mean"`` divides by sum_i w[y_i] over the
+    examples not ignored, like cross_entropy. ``weight`` and ``ignore_index`` are keyword-only."""
     _check_reduction(reduction, "nll_loss")
     lp = _tensor(log_probs)
     labels = np.asarray(target).astype(np.int64)
     if lp.ndim != 2 or labels.shape != (lp.shape[0],):
         raise ValueError(f"nll_loss: expected log_probs (N, C) and target (N,), got {lp.shape} and {labels.shape}")
-    if ((labels < 0) | (labels >= lp.shape[1])).any():
-        raise IndexError(f"nll_loss: target labels must be in 0..{lp.shape[1] - 1}, got {labels.min()}..{labels.max()}")
-    picked = -lp[np.arange(lp.shape[0]), labels]
-    return picked if reduction == "none" else (picked.sum() if reduction == "sum" else picked.mean())
+    w = _class_weights(weight, lp.shape[1], lp.dtype, "nll_loss")
+    labels, wl = _label_weights(labels, lp.shape[1], w, ignore_index, lp.dtype, "nll_loss")
+    rows = np.arange(lp.shape[0])
+    per_ex = -lp.data[rows, labels]
+    if wl is not None:
+        per_ex = per_ex * wl
+    loss, scale = _weighted_reduce(per_ex, reduction, wl)
+
+    def backward(g: np.ndarray):
+        grad = np.zeros_like(lp.data)
+        coef = (g if reduction == "none" else np.full(rows.shape, g)) * scale
+        grad[rows, labels] = -(coef if wl is None else coef * wl)
+        return (grad,)
+    return Tensor._make(loss, (lp,), backward, "nll_loss")
 
 
-def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: Reduction = "mean") -> Tensor:
-    """-[t log s(z) + (1-t) log(1-s(z))] computed stably from logits z. d/dz = s(z) - t."""
+def binary_cross_entropy_with_logits(logits: Tensor, target, reduction: Reduction = "mean", *,
+                                     weight=None) -> Tensor:
+    """-[t log s(z) + (1-t) log(1-s(z))] computed stably from logits z. d/dz = s(z) - t.
+
+    ``weight`` (keyword-only, a constant broadcast to the logits' shape) multiplies each element's
+    loss, as in PyTorch; ``reduction="mean"`` still divides by the number of elements, not by the
+    sum of the weights (PyTorch's BCE convention, unlike its weighted cross-entropy)."""
     _check_reduction(reduction, "binary_cross_entropy_with_logits")
     z = _tensor(logits)
     t = np.asarray(target.data if isinstance(target, Tensor) else target, dtype=z.dtype)
     if t.shape != z.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: target shape {t.shape} must equal logits shape {z.shape}")
+    w = None
+    if weight is not None:
+        w = np.asarray(weight.data if isinstance(weight, Tensor) else weight, dtype=z.dtype)
+        try:
+            w = np.broadcast_to(w, z.shape)
+        except ValueError:
+            raise ValueError(f"binary_cross_entropy_with_logits: weight of shape {w.shape} does not broadcast "
+                             f"to the logits' shape {z.shape}") from None
     Z = z.data
     per = np.maximum(Z, 0) - Z * t + np.log1p(np.exp(-np.abs(Z)))
+    if w is not None:
+        per = per * w
     loss, scale = _reduce(per, reduction)
 
     def backward(g: np.ndarray):
-        return ((_stable_sigmoid(Z) - t) * g * scale,)
+        d = (_stable_sigmoid(Z) - t) * g * scale
+        return (d if w is None else d * w,)
     return Tensor._make(loss, (z,), backward, "bce_with_logits")

@@ -101,3 +101,44 @@ class Adam(Optimizer):
             v *= b2
             v += (1.0 - b2) * (g * g)
             p.data -= (self.lr / c1) * m / (np.sqrt(v / c2) + self.eps)
+
+
+def clip_grad_norm_(parameters, max_norm: float, norm_type: float = 2.0,
+                    error_if_nonfinite: bool = False) -> float:
+    """Scale the gradients in place so that their total norm is at most ``max_norm``, as
+    ``torch.nn.utils.clip_grad_norm_`` (here in nnlib.optim, beside the optimisers it precedes).
+
+    The total norm is the ``norm_type``-norm of all gradients seen as one vector (parameters
+    without a gradient are skipped); every gradient is multiplied by
+    ``min(1, max_norm / (total + 1e-6))``, PyTorch's formula, 1e-6 included. Returns the total
+    norm before clipping. It acts on ``.grad`` between ``backward()`` and ``step()``, so it is not
+    part of any graph. Note that a threshold is a number in the loss's units: the gradient of a
+    sum over B examples is B times the gradient of their mean, so the same ``max_norm`` clips the
+    two conventions differently (chapter 06).
+    """
+    if isinstance(parameters, Tensor):
+        parameters = [parameters]
+    params = list(parameters)
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            raise TypeError(f"clip_grad_norm_: parameter {i} is a {type(p).__name__}, not a Tensor")
+    max_norm, norm_type = float(max_norm), float(norm_type)
+    if not max_norm >= 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be a non-negative number, got {max_norm}")
+    if not (norm_type > 0):
+        raise ValueError(f"clip_grad_norm_: norm_type must be positive or inf, got {norm_type}")
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    if norm_type == np.inf:
+        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+    else:
+        norms = np.array([np.linalg.norm(np.ravel(g), ord=norm_type) if g.size else 0.0 for g in grads])
+        total = float(np.linalg.norm(norms, ord=norm_type))
+    if error_if_nonfinite and not np.isfinite(total):
+        raise RuntimeError(f"clip_grad_norm_: the total {norm_type:g}-norm of the gradients is {total}, "
+                           "so they cannot be clipped; pass error_if_nonfinite=False to scale by it anyway")
+    coef = min(1.0, max_norm / (total + 1e-6))
+    for g in grads:
+        g *= coef
+    return total

@@ -223,3 +223,118 @@ def test_binary_cross_entropy_with_logits_is_stable():
         loss.sum().backward()
     np.testing.assert_allclose(loss.data, [0.0, 40.0, np.log(2.0), 40.0, 0.0], atol=1e-12)
     np.testing.assert_allclose(z.grad, [0.0, -1.0, -0.5, 1.0, 0.0], atol=1e-12)
+
+
+# ===================================================================== weights and ignore_index (chapter 06)
+def np_weighted_ce(z: np.ndarray, labels: np.ndarray, w: np.ndarray | None, ignore: int, reduction: str):
+    """PyTorch's documented formula: l_n = -w[y_n] log softmax(z_n)[y_n] * 1{y_n != ignore};
+    mean = sum_n l_n / sum_n w[y_n] 1{y_n != ignore}."""
+    keep = labels != ignore
+    safe = np.where(keep, labels, 0)
+    wy = (np.ones(len(labels)) if w is None else w[safe]) * keep
+    per = -np_log_softmax(z)[np.arange(len(labels)), safe] * wy
+    if reduction == "none":
+        return per
+    if reduction == "sum":
+        return per.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return per.sum() / wy.sum()
+
+
+@st.composite
+def weighted_labels(draw, n, c):
+    labels = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    ignored = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    if ignored.all():
+        ignored[0] = False                              # the all-ignored case has its own test
+    labels = np.where(ignored, -100, labels)
+    w = draw(st.one_of(st.none(), arrays((c,), 0.1, 3.0)))
+    return labels, w
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(n=st.integers(1, 5), c=st.integers(1, 5), data=st.data())
+def test_cross_entropy_weight_and_ignore_index(reduction, n, c, data, check):
+    z = data.draw(arrays((n, c)))
+    labels, w = data.draw(weighted_labels(n, c))
+    want = np_weighted_ce(z, labels, w, -100, reduction)
+    got = F.cross_entropy(Tensor(z), labels, reduction=reduction, weight=w, ignore_index=-100)
+    np.testing.assert_allclose(got.data, want, rtol=1e-12, atol=1e-15)
+    check(lambda t: F.cross_entropy(t, labels, reduction=reduction, weight=w), z)
+    # nll_loss of log_softmax is the same loss, with the same gradient
+    got_nll = F.nll_loss(F.log_softmax(Tensor(z)), labels, reduction=reduction, weight=w)
+    np.testing.assert_allclose(got_nll.data, want, rtol=1e-12, atol=1e-15)
+    check(lambda t: F.nll_loss(t, labels, reduction=reduction, weight=w), z)
+    check(lambda t: F.nll_loss(F.log_softmax(t), labels, reduction=reduction, weight=w), z)
+
+
+@given(n=st.integers(1, 5), c=st.integers(2, 5), data=st.data())
+def test_weighted_mean_divides_by_the_sum_of_the_weights(n, c, data):
+    """mean = sum / sum_i w[y_i]: multiplying every weight by a constant changes nothing, and unit
+    weights are the unweighted mean; an ignored example changes neither numerator nor denominator."""
+    z = data.draw(arrays((n, c)))
+    labels, w = data.draw(weighted_labels(n, c))
+    w = np.ones(c) if w is None else w
+    base = F.cross_entropy(Tensor(z), labels, weight=w).data
+    np.testing.assert_allclose(F.cross_entropy(Tensor(z), labels, weight=7.5 * w).data, base, rtol=1e-12)
+    kept = labels != -100
+    np.testing.assert_allclose(F.cross_entropy(Tensor(z[kept]), labels[kept], weight=w).data, base, rtol=1e-12)
+    np.testing.assert_allclose(F.cross_entropy(Tensor(z), labels, weight=np.ones(c)).data,
+                               F.cross_entropy(Tensor(z[kept]), labels[kept]).data, rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(n=st.integers(1, 4), c=st.integers(1, 5), data=st.data())
+def test_cross_entropy_probability_targets_with_weight(reduction, n, c, data, check):
+    """Probability targets: l_n = -sum_c w_c t_nc log softmax(z_n)_c, and the mean divides by N."""
+    z = data.draw(arrays((n, c)))
+    t = data.draw(probabilities((n, c)))
+    w = data.draw(arrays((c,), 0.1, 3.0))
+    want = reduce(-(w * t * np_log_softmax(z)).sum(axis=1), reduction)
+    np.testing.assert_allclose(F.cross_entropy(Tensor(z), t, reduction=reduction, weight=w).data, want,
+                               rtol=1e-12, atol=1e-15)
+    check(lambda a, b: F.cross_entropy(a, b, reduction=reduction, weight=w), z, t)
+
+
+def test_cross_entropy_single_example_ignored_and_all_ignored():
+    """Every target ignored: the mean is 0/0 = NaN and the gradient is zero, as in PyTorch; the sum is 0."""
+    z = Tensor(np.array([[1.0, -2.0, 0.5], [0.0, 0.3, 0.1]]), requires_grad=True)
+    labels = np.array([-100, -100])
+    loss = F.cross_entropy(z, labels)
+    assert np.isnan(loss.data)
+    loss.backward()
+    np.testing.assert_array_equal(z.grad, 0.0)
+    assert F.cross_entropy(z, labels, reduction="sum").data == 0.0
+    np.testing.assert_array_equal(F.cross_entropy(z, labels, reduction="none").data, [0.0, 0.0])
+    one = Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    F.cross_entropy(one, 1, reduction="sum", weight=np.array([1.0, 3.0])).backward()
+    np.testing.assert_allclose(one.grad, 3.0 * (np.exp(np_log_softmax(one.data)) - [0.0, 1.0]), rtol=1e-12)
+
+
+def test_ignore_index_may_be_a_class_and_other_labels_are_still_checked():
+    z = np.array([[1.0, -2.0, 0.5], [0.0, 0.3, 0.1], [2.0, 0.0, -1.0]])
+    np.testing.assert_allclose(F.cross_entropy(Tensor(z), np.array([0, 1, 2]), ignore_index=0).data,
+                               F.cross_entropy(Tensor(z[1:]), np.array([1, 2])).data, rtol=1e-12)
+    with pytest.raises(IndexError, match="out of range for 3 classes"):
+        F.cross_entropy(Tensor(z), np.array([-100, 3, 0]))
+    with pytest.raises(IndexError, match="out of range"):
+        F.nll_loss(Tensor(z), np.array([-1, 0, 0]))
+    with pytest.raises(ValueError, match=r"weight must have one entry per class, shape \(3,\), got shape \(2,\)"):
+        F.cross_entropy(Tensor(z), np.array([0, 1, 2]), weight=np.ones(2))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=4), data=st.data())
+def test_binary_cross_entropy_with_logits_weight(reduction, shape, data, check):
+    """PyTorch's BCE weight multiplies each element's loss; its mean still divides by the number
+    of elements (not by the sum of the weights)."""
+    z = data.draw(arrays(shape, -5.0, 5.0))
+    t = data.draw(arrays(shape, 0.0, 1.0))
+    w = data.draw(arrays(shape[-1:], 0.0, 3.0))          # broadcast along the last axis
+    s = 1 / (1 + np.exp(-z))
+    want = reduce(-w * (t * np.log(s) + (1 - t) * np.log(1 - s)), reduction)
+    np.testing.assert_allclose(F.binary_cross_entropy_with_logits(Tensor(z), t, reduction=reduction, weight=w).data,
+                               want, rtol=1e-10, atol=1e-14)
+    check(lambda a: F.binary_cross_entropy_with_logits(a, t, reduction=reduction, weight=w), z)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        F.binary_cross_entropy_with_logits(Tensor(z), t, weight=np.ones(shape[-1] + 1))

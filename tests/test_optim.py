@@ -142,3 +142,70 @@ def test_step_updates_parameters_in_place():
     model(np.ones((1, 2))).sum().backward()
     opt.step()
     assert model.weight.data is weight_array
+
+
+# ---------------------------------------------------------------- clip_grad_norm_ (chapter 06)
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.extra import numpy as hnp  # noqa: E402
+
+
+def _params_with_grads(grads: list[np.ndarray]) -> list[Tensor]:
+    params = []
+    for g in grads:
+        p = Tensor(np.zeros(g.shape), requires_grad=True)
+        p.grad = g.copy()
+        params.append(p)
+    return params
+
+
+grad_lists = st.lists(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=4),
+                                 elements=st.floats(-10, 10, allow_subnormal=False)), min_size=1, max_size=3)
+
+
+@given(grads=grad_lists, max_norm=st.floats(0.0, 20.0), norm_type=st.sampled_from([1.0, 2.0, 3.0, np.inf]))
+def test_clip_grad_norm_is_torchs_formula(grads, max_norm, norm_type):
+    """total = the norm of all gradients as one vector; each is scaled by min(1, max_norm / (total + 1e-6))."""
+    flat = np.concatenate([g.ravel() for g in grads])
+    total = np.max(np.abs(flat)) if norm_type == np.inf else np.sum(np.abs(flat) ** norm_type) ** (1 / norm_type)
+    params = _params_with_grads(grads)
+    got = optim.clip_grad_norm_(params, max_norm, norm_type=norm_type)
+    np.testing.assert_allclose(got, total, rtol=1e-12, atol=1e-300)
+    coef = min(1.0, max_norm / (total + 1e-6))
+    for p, g in zip(params, grads):
+        np.testing.assert_allclose(p.grad, g * coef, rtol=1e-12, atol=1e-300)
+    clipped = np.concatenate([p.grad.ravel() for p in params])
+    new_total = np.max(np.abs(clipped)) if norm_type == np.inf else np.sum(np.abs(clipped) ** norm_type) ** (1 / norm_type)
+    assert new_total <= max(max_norm, total) * (1 + 1e-12)        # never longer, never past the threshold
+
+
+@given(grads=grad_lists, c=st.floats(0.1, 100.0))
+def test_clip_grad_norm_threshold_scales_with_the_loss(grads, c):
+    """Clipping c * g at c * max_norm is c times clipping g at max_norm, up to the 1e-6 in the formula."""
+    a, b = _params_with_grads(grads), _params_with_grads([c * g for g in grads])
+    optim.clip_grad_norm_(a, 1.0)
+    optim.clip_grad_norm_(b, c * 1.0)
+    scale = max(1.0, max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads))
+    for pa, pb in zip(a, b):
+        np.testing.assert_allclose(pb.grad, c * pa.grad, rtol=1e-5, atol=1e-5 * c * scale)
+
+
+def test_clip_grad_norm_edge_cases():
+    p = Tensor([3.0, 4.0], requires_grad=True)
+    assert optim.clip_grad_norm_(p, 1.0) == 0.0                    # a single Tensor, no gradient yet
+    p.grad = np.array([3.0, 4.0])
+    assert optim.clip_grad_norm_(p, 10.0) == 5.0
+    np.testing.assert_array_equal(p.grad, [3.0, 4.0])              # below the threshold: untouched
+    p.grad = np.array([np.inf, 1.0])
+    with pytest.raises(RuntimeError, match="cannot be clipped"):
+        optim.clip_grad_norm_([p], 1.0, error_if_nonfinite=True)
+    with pytest.raises(ValueError, match="max_norm must be a non-negative number"):
+        optim.clip_grad_norm_([p], -1.0)
+    with pytest.raises(ValueError, match="norm_type"):
+        optim.clip_grad_norm_([p], 1.0, norm_type=0)
+    with pytest.raises(TypeError, match="parameter 0 is a ndarray"):
+        optim.clip_grad_norm_([np.ones(2)], 1.0)
+    q = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    q.grad = np.full(2, 10.0, dtype=np.float32)
+    optim.clip_grad_norm_([q], 1.0)
+    assert q.grad.dtype == np.float32
