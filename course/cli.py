@@ -14,6 +14,7 @@ def _write(dest: str, text: str) -> None:
     if dest == "-":
         sys.stdout.write(text)
     else:
+        Path(dest).parent.mkdir(parents=True, exist_ok=True)
         Path(dest).write_text(text, encoding="utf-8")
 
 
@@ -62,8 +63,6 @@ def cmd_grade(args: argparse.Namespace) -> int:
     from .report import dumps_json, summary, table, to_csv, to_json
     from .sandbox import Limits
 
-    from . import sandbox as sb
-
     if args.tests is None:
         print("course grade: this copy of the course has no hidden tests (a student release?): "
               "pass the folder of tests with --tests DIR", file=sys.stderr)
@@ -72,6 +71,15 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if not tests.is_dir():
         print(f"course grade: {tests}: no such folder of hidden tests", file=sys.stderr)
         return 2
+    if args.feedback:
+        fb = Path(args.feedback).resolve()
+        for p in args.paths:
+            folder = Path(p).resolve()
+            if folder.is_dir() and (fb == folder or folder in fb.parents):
+                print(f"course grade: --feedback {args.feedback} is inside the graded folder {p}: "
+                      "feedback is never written into the submissions; name a folder outside it",
+                      file=sys.stderr)
+                return 2
     limits = Limits(timeout=args.timeout, memory_mb=args.memory,
                     notebook_timeout=args.notebook_timeout)
     mode = None
@@ -85,9 +93,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     except (RuntimeError, OSError) as e:  # the sandbox itself cannot be set up
         print(f"course grade: cannot start the sandbox: {e}", file=sys.stderr)
         return 2
-    data = to_json(results)
+    data = to_json(results, bad)
     table_out = sys.stderr if "-" in (args.json, args.csv) else sys.stdout
-    if data:
+    if results:
         print(table(data), file=table_out)
         total = summary(data)
         if total:
@@ -97,7 +105,11 @@ def cmd_grade(args: argparse.Namespace) -> int:
     if args.json:
         _write(args.json, dumps_json(data))
     if args.csv:
-        _write(args.csv, to_csv(data, bad))
+        _write(args.csv, to_csv(data))
+    if args.feedback:
+        from .feedback import write_feedback
+        for line in write_feedback(data, Path(args.feedback)):
+            print(line, file=sys.stderr)
     for b in bad:
         print(f"course grade: {b.path}: {b.reason}", file=sys.stderr)
     return 2 if bad else 0
@@ -158,7 +170,10 @@ def parser() -> argparse.ArgumentParser:
                    "(default: the tests/hidden/ installed with this package, never one found "
                    "from the current folder)")
     g.add_argument("--json", metavar="FILE|-", help="write the JSON report (- for stdout)")
-    g.add_argument("--csv", metavar="FILE|-", help="write the CSV gradebook")
+    g.add_argument("--csv", metavar="FILE|-", help="write the CSV gradebook (one row per student "
+                   "and chapter)")
+    g.add_argument("--feedback", metavar="DIR", help="write one feedback page per graded notebook "
+                   "into DIR/STUDENT/ (never into a graded folder)")
     g.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                    help="exercises run in parallel (default: number of cores)")
     g.add_argument("--seed", type=int, default=None,

@@ -52,9 +52,13 @@ class NotebookResult:
     seed: int
     exercises: list[ExerciseResult] = field(default_factory=list)
     sandbox: str = ""
+    student: str = ""
+    flags: list[str] = field(default_factory=list)
+    sha256: str = ""
 
     def __post_init__(self) -> None:
         self.notebook = printable(self.notebook, keep_newlines=False)
+        self.student = printable(self.student, keep_newlines=False)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,10 +68,17 @@ class NotebookResult:
 class BadPath:
     path: str
     reason: str
+    student: str = ""
 
     def __post_init__(self) -> None:
         self.path = printable(self.path, keep_newlines=False)
         self.reason = printable(self.reason, keep_newlines=False)
+        self.student = printable(self.student, keep_newlines=False)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON report's entry of a path that could not be graded."""
+        return {"notebook": self.path, "student": self.student, "chapter": None, "score": None,
+                "max_score": None, "exercises": [], "problem": self.reason}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -234,6 +245,8 @@ class Submission:
     chapter: str
     seed: int
     extracted: Extracted
+    student: str = ""
+    sha256: str = ""
 
 
 def precheck(ex: Exercise, sub: Submission) -> ExerciseResult | None:
@@ -407,25 +420,74 @@ def _grade_with_budget(ex: Exercise, sub: Submission, sandbox: Sandbox, budget: 
     return grade_exercise(ex, sub, sandbox, budget.deadline())
 
 
-def find_notebooks(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[Path], list[BadPath]]:
-    """Notebooks named or found (recursively) in folders; .ipynb_checkpoints are skipped, and so
-    are symbolic links to folders (a submitted folder's links could point anywhere)."""
-    found: list[Path] = []
+def find_notebooks(paths: Iterable[str | os.PathLike[str]]
+                   ) -> tuple[list[tuple[Path, str]], list[BadPath]]:
+    """(notebook, student) for every notebook named or found (recursively) in folders, and the
+    paths that are not. The student is the first folder level under the folder named (the layout
+    of a class collection, one sub-folder per student), "" for a notebook named directly or
+    lying in the folder itself. .ipynb_checkpoints are skipped, and so are symbolic links to
+    folders (a submitted folder's links could point anywhere)."""
+    found: list[tuple[Path, str]] = []
     bad: list[BadPath] = []
     for p in map(Path, paths):
         if p.is_dir():
             hits = []
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints")
-                hits.extend(Path(root) / f for f in sorted(files) if f.endswith(".ipynb"))
+                for f in sorted(files):
+                    if f.endswith(".ipynb"):
+                        nb = Path(root) / f
+                        parts = nb.relative_to(p).parts
+                        hits.append((nb, parts[0] if len(parts) > 1 else ""))
             if not hits:
                 bad.append(BadPath(str(p), "folder without any .ipynb notebook"))
             found.extend(hits)
         elif p.exists():
-            found.append(p)
+            found.append((p, ""))
         else:
             bad.append(BadPath(str(p), "no such file or folder"))
     return found, bad
+
+
+def shipped_solutions() -> dict[str, str]:
+    """sha256 -> name of the solution notebooks installed with the package (none in a release)."""
+    from .paths import PACKAGE_ROOT
+
+    out = {}
+    for f in sorted((PACKAGE_ROOT / "solutions").glob("*.ipynb")):
+        try:
+            out[hashlib.sha256(f.read_bytes()).hexdigest()] = f"solutions/{f.name}"
+        except OSError:
+            continue
+    return out
+
+
+def flag_submissions(results: list[NotebookResult], hashes: dict[str, str]) -> None:
+    """Flags the gradebook must show, never silently scored: several notebooks of one chapter
+    from one student, and byte copies of a shipped solution."""
+    by_key: dict[tuple[str, str], list[NotebookResult]] = {}
+    for r in results:
+        by_key.setdefault((r.student, r.chapter), []).append(r)
+    for (student, chapter), group in by_key.items():
+        if len(group) > 1:
+            who = f"student {student}" if student else "these paths"
+            for r in group:
+                others = ", ".join(g.notebook for g in group if g is not r)
+                r.flags.append(f"{len(group)} notebooks of {chapter} from {who} (also {others}): "
+                               "each is graded; decide which counts")
+    same: dict[str, list[NotebookResult]] = {}
+    for r in results:
+        copy_of = hashes.get(r.sha256)
+        if copy_of:
+            r.flags.append(f"a byte-for-byte copy of the shipped {copy_of}")
+        elif r.sha256:
+            same.setdefault(r.sha256, []).append(r)
+    for group in same.values():
+        students = {g.student for g in group}
+        if len(group) > 1 and len(students) > 1:
+            for r in group:
+                r.flags.append("byte-for-byte identical to " + ", ".join(
+                    g.notebook for g in group if g is not r))
 
 
 def grade_paths(paths: Sequence[str | os.PathLike[str]], tests_dir: Path, jobs: int = 2,
@@ -435,11 +497,11 @@ def grade_paths(paths: Sequence[str | os.PathLike[str]], tests_dir: Path, jobs: 
     notebooks, bad = find_notebooks(paths)
     named = {os.path.abspath(p) for p in paths}
     subs: list[tuple[Submission, list[Exercise]]] = []
-    for nb_path in notebooks:
+    for nb_path, student in notebooks:
         try:
             nb, raw = load_notebook_json(nb_path, follow_links=os.path.abspath(nb_path) in named)
         except NotebookError as e:
-            bad.append(BadPath(str(nb_path), str(e).removeprefix(f"{nb_path}: ")))
+            bad.append(BadPath(str(nb_path), str(e).removeprefix(f"{nb_path}: "), student))
             continue
         chapter = chapter_of(nb, nb_path)
         if chapter is None and nb_path.name == "index.ipynb" \
@@ -447,18 +509,19 @@ def grade_paths(paths: Sequence[str | os.PathLike[str]], tests_dir: Path, jobs: 
             continue  # the course's start page, found in a folder of chapters: nothing to grade
         if chapter is None:
             bad.append(BadPath(str(nb_path), "unknown chapter: no metadata course.chapter and the "
-                               "file name is not NN_slug.ipynb"))
+                               "file name is not NN_slug.ipynb", student))
             continue
         try:
             exercises = load_exercises(tests_dir, chapter)
         except HiddenTestError as e:
-            bad.append(BadPath(str(nb_path), f"hidden tests of {chapter} unusable: {e}"))
+            bad.append(BadPath(str(nb_path), f"hidden tests of {chapter} unusable: {e}", student))
             continue
         if exercises is None:
-            bad.append(BadPath(str(nb_path), f"unknown chapter {chapter}: no {tests_dir / (chapter + '.py')}"))
+            bad.append(BadPath(str(nb_path), f"unknown chapter {chapter}: no "
+                               f"{tests_dir / (chapter + '.py')}", student))
             continue
         sub = Submission(str(nb_path), chapter, seed if seed is not None else default_seed(raw),
-                         extract(nb))
+                         extract(nb), student, hashlib.sha256(raw).hexdigest())
         subs.append((sub, exercises))
     results: list[NotebookResult] = []
     if not subs:
@@ -473,10 +536,13 @@ def grade_paths(paths: Sequence[str | os.PathLike[str]], tests_dir: Path, jobs: 
                             for ex in exercises])
         for (sub, exercises), futs in zip(subs, futures):
             ex_results = [f.result() for f in futs]
-            results.append(NotebookResult(
+            result = NotebookResult(
                 notebook=sub.path, chapter=sub.chapter,
                 score=sum(r.points for r in ex_results),
                 max_score=sum(r.max_points for r in ex_results),
-                seed=sub.seed, exercises=ex_results, sandbox=sandbox.mode))
+                seed=sub.seed, exercises=ex_results, sandbox=sandbox.mode, student=sub.student,
+                sha256=sub.sha256)
+            results.append(result)
         mode = sandbox.mode
+    flag_submissions(results, shipped_solutions())
     return results, bad, mode

@@ -19,9 +19,12 @@ def _num(x: float) -> str:
 def table(results: Sequence[dict[str, Any]], width: int = 110) -> str:
     """A plain-text report: one block per notebook, one line per exercise."""
     out = []
-    for r in results:
-        out.append(f"{printable(r['notebook'], False)}  [{printable(r['chapter'], False)}, seed "
+    for r in graded(results):
+        who = f"{printable(r['student'], False)}: " if r.get("student") else ""
+        out.append(f"{who}{printable(r['notebook'], False)}  [{printable(r['chapter'], False)}, seed "
                    f"{r['seed']}]  score {_num(r['score'])}/{_num(r['max_score'])}")
+        for flag in r.get("flags", []):
+            out.append(f"  ! {printable(flag, False)}")
         idw = max((len(e["id"]) for e in r["exercises"]), default=10)
         for e in r["exercises"]:
             msg = printable(e["message"], False)
@@ -39,8 +42,9 @@ def table(results: Sequence[dict[str, Any]], width: int = 110) -> str:
 def summary(results: Sequence[dict[str, Any]]) -> str:
     """For one learner's chapters (several notebooks, no chapter twice): the total and what
     remains to do. Empty otherwise (a class's gradebook has no meaningful total)."""
+    results = graded(results)
     chapters = [r["chapter"] for r in results]
-    if len(results) < 2 or len(set(chapters)) != len(chapters):
+    if len(results) < 2 or len(set(chapters)) != len(chapters) or any(r.get("student") for r in results):
         return ""
     score = sum(r["score"] for r in results)
     top = sum(r["max_score"] for r in results)
@@ -60,32 +64,60 @@ def summary(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def to_json(results: Iterable[NotebookResult]) -> list[dict[str, Any]]:
-    return [r.to_json() for r in results]
+def to_json(results: Iterable[NotebookResult], bad: Iterable[BadPath] = ()) -> list[dict[str, Any]]:
+    """The JSON report: one object per graded notebook, then one per path that could not be
+    graded (``problem`` says why; its score is null)."""
+    return [r.to_json() for r in results] + [b.to_json() for b in bad]
+
+
+def graded(data: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries of a report that were graded (not the bad paths)."""
+    return [r for r in data if not r.get("problem")]
 
 
 def dumps_json(results: Sequence[dict[str, Any]]) -> str:
     return json.dumps(list(results), indent=1, ensure_ascii=False) + "\n"
 
 
-def to_csv(results: Sequence[dict[str, Any]], bad: Sequence[BadPath] = ()) -> str:
-    """One row per submission: notebook, chapter, seed, score, max_score, one column per exercise
-    (its points), and ``problem`` (why a submission could not be graded)."""
+def to_csv(data: Sequence[dict[str, Any]]) -> str:
+    """The gradebook: one row per student and notebook (so per chapter, unless a student handed
+    in one chapter twice, which the flags say), sorted by student and chapter. Columns: student,
+    chapter, notebook, score, max_score, each exercise's points and its maximum (``<id>`` and
+    ``<id> max``), flags (duplicates, copies of a shipped solution), problem (why a path could
+    not be graded: those rows have no score), seed."""
     ex_ids: list[str] = []
-    for r in results:
+    for r in data:
         for e in r["exercises"]:
             if e["id"] not in ex_ids:
                 ex_ids.append(e["id"])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["notebook", "chapter", "seed", "score", "max_score", *ex_ids, "problem"])
-    for r in results:
-        pts = {e["id"]: _num(e["points"]) for e in r["exercises"]}
-        w.writerow([r["notebook"], r["chapter"], r["seed"], _num(r["score"]), _num(r["max_score"]),
-                    *(pts.get(i, "") for i in ex_ids), ""])
-    for b in bad:
-        w.writerow([b.path, "", "", "", "", *("" for _ in ex_ids), b.reason])
+    w.writerow(["student", "chapter", "notebook", "score", "max_score",
+                *(c for i in ex_ids for c in (i, f"{i} max")), "flags", "problem", "seed"])
+    rows = sorted(data, key=lambda r: (r.get("student") or "", r.get("chapter") or "", r["notebook"]))
+    for r in rows:
+        pts = {e["id"]: (_num(e["points"]), _num(e["max_points"])) for e in r["exercises"]}
+        num = (lambda v: "" if v is None else _num(v))
+        w.writerow([r.get("student", ""), r.get("chapter") or "", r["notebook"], num(r.get("score")),
+                    num(r.get("max_score")), *(c for i in ex_ids for c in pts.get(i, ("", ""))),
+                    "; ".join(r.get("flags", [])), r.get("problem") or "", r.get("seed", "")])
     return buf.getvalue()
+
+
+def _cross_report_flags(data: Sequence[dict[str, Any]]) -> list[list[str]]:
+    """Duplicates that only show once separate reports are merged (one job per submission)."""
+    out: list[list[str]] = [[] for _ in data]
+    by_key: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(data):
+        if not r.get("problem"):
+            by_key.setdefault((r.get("student", ""), r.get("chapter", "")), []).append(i)
+    for (student, chapter), idx in by_key.items():
+        if len(idx) > 1 and student:
+            for i in idx:
+                others = ", ".join(data[j]["notebook"] for j in idx if j != i)
+                out[i].append(f"{len(idx)} notebooks of {chapter} from student {student} (also "
+                              f"{others}): each is graded; decide which counts")
+    return out
 
 
 def load_reports(paths: Iterable[str]) -> list[dict[str, Any]]:
@@ -99,4 +131,7 @@ def load_reports(paths: Iterable[str]) -> list[dict[str, Any]]:
             if not isinstance(item, dict) or not {"notebook", "exercises", "score"} <= item.keys():
                 raise ValueError(f"{p}: not a report written by `course grade --json`")
             merged.append(item)
+    flags = _cross_report_flags(merged)
+    for item, extra in zip(merged, flags):
+        item["flags"] = list(dict.fromkeys(item.get("flags", []) + extra))
     return merged

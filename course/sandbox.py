@@ -42,6 +42,7 @@ import numpy as np
 
 HARNESS = Path(__file__).with_name("_harness.py")
 SETUP_FAILED = 97
+NOT_DONE = 98       # the harness's own code failed after the learner's code ran (see its stderr)
 UID_BASE = 61000
 UID_RANGE = 1000
 UID_LOCK_DIR = "/tmp/.course-sandbox-uids"
@@ -665,6 +666,12 @@ class Sandbox:
                     "SIGABRT": " (aborted)", "SIGSYS": " (a forbidden system call)"}.get(name, "")
             return RunResult("crashed", f"the Python process was stopped by {name}{what} before "
                              "returning a result", seconds=seconds)
+        if status.get("code") == NOT_DONE and "Traceback" in stderr_tail:
+            last = [ln for ln in stderr_tail.strip().splitlines() if ln.strip()][-1:]
+            return RunResult("crashed", "the Python process stopped with an error outside your code "
+                             f"({last[0].strip()[:300] if last else 'no message'}) before returning "
+                             "a result: does your code call os._exit(), close files it did not "
+                             "open, or change numpy?", seconds=seconds)
         return RunResult("crashed", f"the Python process exited (code {status.get('code')}) before "
                          "returning a result: does your code call os._exit() or exit the "
                          "interpreter?", seconds=seconds)
