@@ -137,15 +137,18 @@ def test() -> int:
     env = dict(os.environ, HYPOTHESIS_PROFILE=os.environ.get("HYPOTHESIS_PROFILE", "ci"),
                PYDEVD_DISABLE_FILE_VALIDATION="1")
     env.pop("MPLBACKEND", None)
-    steps = [
-        ("the student notebooks are up to date with solutions/", [BIN / "course", "check"]),
-        ("unit, property, grader and packaging tests", [PY, "-m", "pytest", "tests", "-q"]),
-        ("solution notebooks, outputs compared", [PY, "-m", "pytest", "-q", "--nbval", "solutions",
-                                                  "--nbval-sanitize-with", "tests/nbval_sanitize.cfg",
-                                                  "--nbval-cell-timeout", "300"]),
-        ("student notebooks, executed without error", [PY, "-m", "pytest", "-q", "--nbval-lax", "chapters",
-                                                       "--nbval-cell-timeout", "300"]),
-    ]
+    steps = []
+    if (ROOT / "solutions").is_dir():
+        steps.append(("the student notebooks are up to date with solutions/", [BIN / "course", "check"]))
+    if (ROOT / "tests").is_dir():
+        steps.append(("unit, property, grader and packaging tests", [PY, "-m", "pytest", "tests", "-q"]))
+    if (ROOT / "solutions").is_dir():
+        steps.append(("solution notebooks, outputs compared",
+                      [PY, "-m", "pytest", "-q", "--nbval", "solutions", "--nbval-sanitize-with",
+                       "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "300"]))
+    steps.append(("student notebooks, executed without error",
+                  [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "chapters",
+                   "--nbval-cell-timeout", "300"]))
     failed = []
     for title, cmd in steps:
         say(f"== {title}")

@@ -78,8 +78,11 @@ def strip_source(source: str, ex_id: str | None, where: str) -> str:
 
 
 def student_version(nb: dict[str, Any], name: str) -> dict[str, Any]:
-    """The student notebook made from a solution notebook (a dict in nbformat 4 layout)."""
+    """The student notebook made from a solution notebook (a dict in nbformat 4 layout). The
+    saved widget state goes too: it belongs to the outputs, which are cleared."""
     nb = copy.deepcopy(nb)
+    if isinstance(nb.get("metadata"), dict):
+        nb["metadata"].pop("widgets", None)
     seen: dict[str, int] = {}
     for i, cell in enumerate(nb.get("cells", [])):
         where = f"{name}: {cell_label(i, cell)}"

@@ -74,30 +74,32 @@ class ExerciseCheck:
         self.inputs = inputs
         self.passed = 0
         self.failed = 0
-        self._mistakes: dict[str, dict[str, Any]] | None = None
+        self._exercise: Exercise | bool | None = None
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         """``fn(*args, **kwargs)`` on copies of the array arguments, so that a function that
         writes into its inputs cannot change the arrays the check compares with afterwards."""
         return fn(*(_copy(a) for a in args), **{k: _copy(v) for k, v in kwargs.items()})
 
-    def mistakes(self, key: str | None) -> dict[str, Any]:
+    def mistakes(self, key: str | None, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """What each of the exercise's known mistakes would return for output ``key`` on the
-        check's ``inputs`` (the hidden tests' own list; empty when they are not installed)."""
-        if self.inputs is None:
+        case's ``inputs`` (default: the block's; the hidden tests' own list of mistakes, empty
+        when they are not installed)."""
+        inputs = self.inputs if inputs is None else inputs
+        if inputs is None:
             return {}
-        if self._mistakes is None:
-            self._mistakes = {}
-            ex = _hidden_exercise(self.id)
-            for name, fn in (ex.mistakes.items() if ex is not None else ()):
-                try:
-                    out = fn(dict(self.inputs))
-                except Exception:  # a mistake model that does not apply to these inputs
-                    continue
-                if isinstance(out, dict):
-                    self._mistakes[name] = out
+        if self._exercise is None:
+            self._exercise = _hidden_exercise(self.id) or False
+        models = {}
+        for name, fn in (self._exercise.mistakes.items() if self._exercise else ()):
+            try:
+                out = fn(dict(inputs))
+            except Exception:  # a mistake model that does not apply to these inputs
+                continue
+            if isinstance(out, dict):
+                models[name] = out
         found = {}
-        for name, out in self._mistakes.items():
+        for name, out in models.items():
             if key is not None and key in out:
                 found[name] = out[key]
             elif key is None and len(out) == 1:
@@ -114,16 +116,18 @@ class ExerciseCheck:
         return ok
 
     def close(self, got: Any, expected: Any, what: str, rtol: float = 1e-6, atol: float = 1e-8,
-              batch: int | None = None, key: str | None = None, dtype: Any = None) -> bool:
+              batch: int | None = None, key: str | None = None, dtype: Any = None,
+              inputs: dict[str, Any] | None = None) -> bool:
         """Numbers or arrays equal up to ``rtol``/``atol`` (numpy.allclose), same shape.
 
         ``key`` names the output (as the hidden tests' ``call`` returns it) so that a wrong answer
         that matches one of the exercise's known mistakes on the check's inputs is named.
-        ``dtype``: the dtype the docstring promises (float64 answers stay float64)."""
+        ``dtype``: the dtype the docstring promises (float64 answers stay float64).
+        ``inputs``: this case's inputs, when the check has several cases (else the block's)."""
         got = getattr(got, "data", got) if type(got).__name__ == "Tensor" else got
         expected = getattr(expected, "data", expected) if type(expected).__name__ == "Tensor" else expected
         try:
-            msg = diagnose_value(got, expected, rtol, atol, batch, self.mistakes(key),
+            msg = diagnose_value(got, expected, rtol, atol, batch, self.mistakes(key, inputs),
                                  None if dtype is None else str(np.dtype(dtype)))
         except InvalidOutput as e:
             msg = str(e)

@@ -188,6 +188,9 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--sandbox", choices=("auto", "namespaces", "uid", "user"), default="auto",
                    help="isolation: auto (the strongest that works here), namespaces, uid (a "
                    "separate uid without namespaces) or user (no isolation); see docs/grading.md")
+    rel = sub.add_parser("release", help="write the course as students receive it (no solutions, "
+                         "no hidden tests) into a new folder")
+    rel.add_argument("dest", metavar="DIR")
     r = sub.add_parser("reset", help="put one exercise cell of a notebook back to its stub "
                        "(what it held is saved beside the notebook)")
     r.add_argument("notebook", metavar="NOTEBOOK")
@@ -212,6 +215,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.solutions = args.solutions or str(paths.default_solutions())
         args.chapters = args.chapters or str(paths.default_chapters())
         return cmd_build(args) if args.command == "build" else cmd_check(args)
+    if args.command == "release":
+        from .release import ReleaseError, make_release
+        try:
+            for line in make_release(paths.repo_root(), Path(args.dest)):
+                print(line)
+        except ReleaseError as e:
+            print(f"course release: {e}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "reset":
         from .reset import main as reset_main
         return reset_main(args.notebook, args.exercise)

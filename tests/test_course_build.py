@@ -152,3 +152,10 @@ def test_committed_fixture_files_are_what_the_generator_writes() -> None:
     stale = [str(rel) for rel, text in ns["files"]().items()
              if not (FIXTURES / rel).is_file() or (FIXTURES / rel).read_text() != text]
     assert stale == [], "run: python tests/fixtures/make_fixtures.py"
+
+
+def test_the_student_version_drops_the_saved_widget_state() -> None:
+    sol = json.loads(SOLUTION.read_text())
+    sol["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"x": 1}}}
+    assert "widgets" not in student_version(sol, "x")["metadata"]
+    assert "widgets" in sol["metadata"]                  # the solution itself is not changed
