@@ -317,7 +317,7 @@ def _sms_norm_not_squared(inp):
 EXERCISES = [
     Exercise(
         id="ch09.per_example_grads", points=2, needs=("per_example_grads",),
-        inputs=_peg_inputs, call=_peg_call, expected=_peg_expected, rtol=1e-6, atol=1e-9,
+        inputs=_peg_inputs, call=_peg_call, expected=_peg_expected, rtol=1e-9, atol=1e-12,
         batch_key="X", dtype="float64",
         mistakes={
             "delta = t - p (the sign: dL/dz = sigmoid(z) - t)":
