@@ -123,18 +123,26 @@ MANIFEST = ".built.json"
 INDEX = "index.ipynb"
 
 
+def chapter_table(notebooks: list[Path], link_prefix: str = "") -> str:
+    """The Markdown table of chapters (number, title with a link, question, what it assumes, time),
+    from each notebook's metadata ``course`` and title line: the start page, the README and the
+    release's README all show this same table."""
+    rows = ["| # | chapter | the question | assumes | time |", "| --- | --- | --- | --- | --- |"]
+    for path in notebooks:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+        meta = nb.get("metadata", {}).get("course", {})
+        title = cell_source(nb["cells"][0]).splitlines()[0].lstrip("# ").split("·", 1)[-1].strip()
+        rows.append(f"| {path.name[:2]} | [{title}]({link_prefix}{path.name}) | "
+                    f"{meta.get('question', '')} | {meta.get('assumes', '')} | "
+                    f"{meta.get('minutes', '?')} min |")
+    return "\n".join(rows)
+
+
 def index_text(solutions: Path, names: list[str]) -> str:
     """The start page: every chapter with its question, what it assumes and roughly how long it
     takes (from each solution's metadata ``course``), and a cell that shows the learner's scores."""
     import nbformat
 
-    rows = []
-    for name in names:
-        nb = json.loads((solutions / name).read_text(encoding="utf-8"))
-        meta = nb.get("metadata", {}).get("course", {})
-        title = cell_source(nb["cells"][0]).splitlines()[0].lstrip("# ").split("·", 1)[-1].strip()
-        rows.append(f"| {name[:2]} | [{title}]({name}) | {meta.get('question', '')} | "
-                    f"{meta.get('assumes', '')} | {meta.get('minutes', '?')} min |")
     intro = (
         "# Backpropagation, question by question: start here\n\n"
         "Each chapter takes one question learners ask about backpropagation and answers it with a "
@@ -145,8 +153,7 @@ def index_text(solutions: Path, names: list[str]) -> str:
         "Your edits are yours: no course command overwrites them. To start one exercise again, "
         "`.venv/bin/course reset chapters/NN_slug.ipynb chNN.exercise_name` puts that one cell "
         "back to its stub and keeps a copy of what it held.\n\n"
-        "| # | chapter | the question | assumes | time |\n| --- | --- | --- | --- | --- |\n"
-        + "\n".join(rows))
+        + chapter_table([solutions / n for n in names]))
     nb = nbformat.v4.new_notebook()
     nb.metadata = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
                                   "name": "python3"},

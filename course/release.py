@@ -16,7 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from .build import INDEX, MANIFEST, check
+from .build import INDEX, MANIFEST, chapter_table, check
 from .notebook import FILENAME_RE
 
 TOP_FILES = ("start.py", "pyproject.toml", "environment.yml", "LICENSE")
@@ -35,13 +35,7 @@ def _ignore(folder: str, names: list[str]) -> set[str]:
 
 
 def readme(root: Path) -> str:
-    rows = []
-    for nb_path in sorted((root / "chapters").glob("[0-9][0-9]_*.ipynb")):
-        meta = json.loads(nb_path.read_text(encoding="utf-8")).get("metadata", {}).get("course", {})
-        rows.append(f"| {nb_path.name[:2]} | [{nb_path.stem}](chapters/{nb_path.name}) | "
-                    f"{meta.get('question', '')} | {meta.get('assumes', '')} | "
-                    f"{meta.get('minutes', '?')} min |")
-    table = "\n".join(rows)
+    table = chapter_table(sorted((root / "chapters").glob("[0-9][0-9]_*.ipynb")), "chapters/")
     return f"""# Backpropagation, question by question
 
 A Jupyter textbook that takes the questions learners actually ask about backpropagation and
@@ -66,8 +60,6 @@ Your notebooks are yours: no course command overwrites them. To start one exerci
 cell held). Your instructor collects the notebooks in `chapters/` and grades them with hidden
 tests that are not in this folder.
 
-| # | chapter | the question | assumes | time |
-| --- | --- | --- | --- | --- |
 {table}
 
 `docs/nnlib.md` describes the library for PyTorch users. Code and text: MIT; the data sets in

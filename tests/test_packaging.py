@@ -94,3 +94,9 @@ def test_start_py_shows_pips_progress_and_steps(monkeypatch, tmp_path, capsys):
     assert "step 1 of 2" in out and "step 2 of 2" in out and "pip prints each package" in out
     (pip,) = calls
     assert "install" in pip and "--quiet" not in pip and "-q" not in pip
+
+
+def test_readme_chapter_table_is_the_chapters_metadata():
+    from course.build import chapter_table
+    table = chapter_table(sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb")), "chapters/")
+    assert table in (ROOT / "README.md").read_text()
