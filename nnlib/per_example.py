@@ -34,7 +34,7 @@ from .tensor import Tensor
 Loss = Callable[..., Tensor]
 
 __all__ = ["per_example_grads", "per_example_grads_loop", "per_example_sq_norms", "flatten",
-           "NoiseScale", "noise_scale"]
+           "NoiseScale", "noise_scale", "two_batch_noise_scale"]
 
 
 def _layers(model: Module, where: str) -> list[Module]:
@@ -222,3 +222,28 @@ def noise_scale(model: Module, x, target, loss: Loss = F.cross_entropy) -> Noise
     g2 = float(sum(float((g * g).sum()) for g in batch.values()))
     tr = float(sq.mean()) - g2
     return NoiseScale(trace_sigma=tr, grad_sq_norm=g2, b_simple=tr / g2 if g2 > 0 else float("inf"), n=n)
+
+
+def two_batch_noise_scale(sq_small, sq_big, b_small: int, b_big: int) -> NoiseScale:
+    """B_simple without per-example gradients, from squared norms of mini-batch gradients at two sizes.
+
+    For a mean of B independent draws, E|G_B|^2 = |G|^2 + tr(Sigma)/B. Measured at B_small < B_big
+    (McCandlish et al., 2018, appendix A.1), the two equations give unbiased estimates
+    |G|^2 ~ (B_big |G_big|^2 - B_small |G_small|^2) / (B_big - B_small) and
+    tr(Sigma) ~ (|G_small|^2 - |G_big|^2) / (1/B_small - 1/B_big). ``sq_small``, ``sq_big``: the
+    measured squared norms (numbers or 1-D arrays, not necessarily of the same length: in
+    data-parallel training each big batch is the mean of several small ones). Each is averaged
+    before the estimates are formed, and B_simple is the ratio of the two estimates (a ratio of
+    averages: an average of ratios would be biased). ``n`` is the number of big-batch measurements."""
+    small = np.atleast_1d(np.asarray(sq_small, dtype=np.float64))
+    big = np.atleast_1d(np.asarray(sq_big, dtype=np.float64))
+    if small.ndim != 1 or big.ndim != 1 or small.size == 0 or big.size == 0:
+        raise ValueError(f"two_batch_noise_scale: sq_small and sq_big must be numbers or non-empty 1-D "
+                         f"arrays, got shapes {small.shape} and {big.shape}")
+    if not 0 < b_small < b_big:
+        raise ValueError(f"two_batch_noise_scale: needs 0 < b_small < b_big, got b_small={b_small}, b_big={b_big}")
+    s_mean, b_mean = float(small.mean()), float(big.mean())
+    g2 = (b_big * b_mean - b_small * s_mean) / (b_big - b_small)
+    tr = (s_mean - b_mean) / (1.0 / b_small - 1.0 / b_big)
+    return NoiseScale(trace_sigma=tr, grad_sq_norm=g2, b_simple=tr / g2 if g2 > 0 else float("inf"),
+                      n=int(big.size))

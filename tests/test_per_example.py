@@ -1,6 +1,7 @@
 """Property tests of nnlib.per_example: the vectorised per-example gradients against a loop of
 autodiff passes and against central differences (float64), their mean against the batch
-gradient, the norm shortcut and the noise scale against plain numpy on the (N, P) matrix."""
+gradient, the norm shortcut and the noise scale against plain numpy on the (N, P) matrix, and the
+two-batch estimator against exact expectations."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,7 @@ import nnlib.functional as F
 from nnlib import Tensor, nn
 from nnlib.gradcheck import numerical_grad, relative_error
 from nnlib.per_example import (flatten, noise_scale, per_example_grads, per_example_grads_loop,
-                               per_example_sq_norms)
+                               per_example_sq_norms, two_batch_noise_scale)
 
 SIZES = st.integers(1, 5)
 ACTIVATIONS = st.sampled_from(["tanh", "relu", "sigmoid", "identity"])
@@ -143,3 +144,36 @@ def test_errors_name_the_function_and_the_shapes():
         noise_scale(model, x, t, lambda z, y: F.cross_entropy(z, y, reduction="none"))
     with pytest.raises(ValueError, match=r"flatten: .*array 1 has shape \(4, 2\)"):
         flatten([np.zeros((5, 2)), np.zeros((4, 2))])
+
+
+@given(n=st.integers(2, 40), p=st.integers(1, 6), b_small=st.integers(1, 8), extra=st.integers(1, 64),
+       seed=st.integers(0, 2**16))
+def test_two_batch_estimates_are_unbiased(n, p, b_small, extra, seed):
+    # the expectations of |G_B|^2 for draws with replacement are exact averages over all n^B
+    # batches; E|G_B|^2 = |G|^2 + tr(Sigma)/B, computed here from the matrix, makes the estimator exact
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=(n, p)) + rng.normal(size=p)
+    G = g.mean(axis=0)
+    trace = float(((g - G) ** 2).sum(axis=1).mean())
+    b_big = b_small + extra
+    est = two_batch_noise_scale(float(G @ G) + trace / b_small, float(G @ G) + trace / b_big, b_small, b_big)
+    assert est.grad_sq_norm == pytest.approx(float(G @ G), rel=1e-9, abs=1e-9 * trace)
+    assert est.trace_sigma == pytest.approx(trace, rel=1e-9, abs=1e-12)
+    assert est.n == 1
+
+
+def test_two_batch_estimate_from_sampled_batches_and_its_errors():
+    rng = np.random.default_rng(0)
+    g = rng.normal(size=(500, 3)) * 2.0 + np.array([0.5, -0.2, 0.1])
+    G = g.mean(axis=0)
+    exact = float(((g - G) ** 2).sum(axis=1).mean()) / float(G @ G)
+    draw = lambda b: float((g[rng.integers(0, 500, b)].mean(axis=0) ** 2).sum())
+    sq_small = [draw(4) for _ in range(4000)]
+    sq_big = [draw(64) for _ in range(1000)]
+    est = two_batch_noise_scale(sq_small, sq_big, 4, 64)
+    assert est.n == 1000
+    assert est.b_simple == pytest.approx(exact, rel=0.15)   # a statistical check: 4000 pairs
+    with pytest.raises(ValueError, match=r"two_batch_noise_scale: needs 0 < b_small < b_big.*b_small=8, b_big=8"):
+        two_batch_noise_scale([1.0], [1.0], 8, 8)
+    with pytest.raises(ValueError, match=r"two_batch_noise_scale: .*shapes \(0,\) and \(2, 2\)"):
+        two_batch_noise_scale([], [[1.0, 2.0], [3.0, 4.0]], 4, 8)
