@@ -36,6 +36,19 @@ def _softplus(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
+def _flat(weights, biases, **other) -> dict:
+    """A network as one case: the grader ships arrays by name (not lists of arrays), so layer l's
+    weight and bias travel as "W{l}" and "b{l}", and "L" is the number of layers."""
+    case = dict(other, L=len(weights))
+    for l, (W, b) in enumerate(zip(weights, biases)):
+        case[f"W{l}"], case[f"b{l}"] = W, b
+    return case
+
+
+def _layers(inp) -> tuple[list, list]:
+    return [inp[f"W{l}"] for l in range(inp["L"])], [inp[f"b{l}"] for l in range(inp["L"])]
+
+
 # --------------------------------------------------------------------------------------------
 # ch08.activation_derivatives
 
@@ -113,9 +126,8 @@ def _mlp(rng, n_batch, sizes, activation, w_scale=1.0, x_scale=1.0):
     weights = [rng.normal(size=(n_out, n_in)) * w_scale / np.sqrt(n_in)
                for n_in, n_out in zip(sizes[:-1], sizes[1:])]
     biases = [rng.normal(size=n_out) * 0.3 for n_out in sizes[1:]]
-    return {"X": rng.normal(size=(n_batch, sizes[0])) * x_scale,
-            "labels": rng.integers(0, sizes[-1], size=n_batch),
-            "weights": weights, "biases": biases, "activation": activation}
+    return _flat(weights, biases, X=rng.normal(size=(n_batch, sizes[0])) * x_scale,
+                 labels=rng.integers(0, sizes[-1], size=n_batch), activation=activation)
 
 
 def _ln_inputs(rng: np.random.Generator) -> list[dict]:
@@ -132,8 +144,9 @@ def _ln_inputs(rng: np.random.Generator) -> list[dict]:
 
 def _ln_call(ns, inp):
     import numpy as np
-    out = ns["layer_grad_norms"](inp["X"].copy(), inp["labels"].copy(), [W.copy() for W in inp["weights"]],
-                                 [b.copy() for b in inp["biases"]], inp["activation"])
+    weights = [inp[f"W{l}"].copy() for l in range(inp["L"])]
+    biases = [inp[f"b{l}"].copy() for l in range(inp["L"])]
+    out = ns["layer_grad_norms"](inp["X"].copy(), inp["labels"].copy(), weights, biases, inp["activation"])
     return {"norms": np.asarray(out)}
 
 
@@ -141,7 +154,8 @@ def _ln_backward(inp, *, fprime="right", act=None, onehot=True, transpose=False)
     """Deltas and weight gradients of the mean cross-entropy; the knobs model the mistakes.
 
     fprime: "right" (f'(a)), "at_output" (f' of the activation's output), "none"."""
-    X, labels, Ws, bs = inp["X"], inp["labels"], inp["weights"], inp["biases"]
+    X, labels = inp["X"], inp["labels"]
+    Ws, bs = _layers(inp)
     act = act or inp["activation"]
     f = _sigmoid if act == "sigmoid" else np.tanh
     fp = _sigmoid_prime if act == "sigmoid" else _tanh_prime
@@ -178,26 +192,26 @@ def _ln_expected(inp):
 
 
 def _ln_other_activation(inp):
-    if len(inp["weights"]) == 1:
+    if inp["L"] == 1:
         raise ValueError("no hidden layer: the activation does not matter")
     other = "tanh" if inp["activation"] == "sigmoid" else "sigmoid"
     return {"norms": _norms(_ln_backward(inp, act=other)[1])}
 
 
 def _ln_at_output(inp):
-    if len(inp["weights"]) == 1:
+    if inp["L"] == 1:
         raise ValueError("no hidden layer")
     return {"norms": _norms(_ln_backward(inp, fprime="at_output")[1])}
 
 
 def _ln_no_derivative(inp):
-    if len(inp["weights"]) == 1:
+    if inp["L"] == 1:
         raise ValueError("no hidden layer")
     return {"norms": _norms(_ln_backward(inp, fprime="none")[1])}
 
 
 def _ln_reversed(inp):
-    if len(inp["weights"]) == 1:
+    if inp["L"] == 1:
         raise ValueError("one layer: reversing changes nothing")
     return {"norms": _norms(_ln_backward(inp)[1])[::-1]}
 
@@ -220,7 +234,7 @@ def _ln_no_onehot(inp):
 
 
 def _ln_transposed(inp):
-    if any(W.shape[0] != W.shape[1] for W in inp["weights"][1:]):
+    if any(W.shape[0] != W.shape[1] for W in _layers(inp)[0][1:]):
         raise ValueError("shapes do not allow it")
     return {"norms": _norms(_ln_backward(inp, transpose=True)[1])}
 
@@ -230,9 +244,9 @@ def _ln_transposed(inp):
 
 
 def _tanh_net(rng, sizes, w_scale=1.0):
-    return {"weights": [rng.normal(size=(n_out, n_in)) * w_scale / np.sqrt(n_in)
-                        for n_in, n_out in zip(sizes[:-1], sizes[1:])],
-            "biases": [rng.normal(size=n_out) * 0.5 for n_out in sizes[1:]]}
+    weights = [rng.normal(size=(n_out, n_in)) * w_scale / np.sqrt(n_in) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+    biases = [rng.normal(size=n_out) * 0.5 for n_out in sizes[1:]]
+    return _flat(weights, biases)
 
 
 def _ts_inputs(rng: np.random.Generator) -> list[dict]:
@@ -250,18 +264,20 @@ def _ts_inputs(rng: np.random.Generator) -> list[dict]:
 
 def _ts_call(ns, inp):
     import numpy as np
-    out = ns["tanh_to_sigmoid"]([W.copy() for W in inp["weights"]], [b.copy() for b in inp["biases"]])
+    L = inp["L"]
+    weights0 = [inp[f"W{l}"] for l in range(L)]
+    biases0 = [inp[f"b{l}"] for l in range(L)]
+    out = ns["tanh_to_sigmoid"]([W.copy() for W in weights0], [b.copy() for b in biases0])
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise TypeError("tanh_to_sigmoid must return a pair (weights, biases) of lists, got "
                         + (f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list))
                            else f"a {type(out).__name__}"))
     Ws, bs = list(out[0]), list(out[1])
-    L = len(inp["weights"])
     if len(Ws) != L or len(bs) != L:
         raise ValueError(f"tanh_to_sigmoid returned {len(Ws)} weights and {len(bs)} biases for a "
                          f"network of {L} layers")
     h = np.asarray(inp["X"], dtype=np.float64)
-    for l, (W, b, W0, b0) in enumerate(zip(Ws, bs, inp["weights"], inp["biases"])):
+    for l, (W, b, W0, b0) in enumerate(zip(Ws, bs, weights0, biases0)):
         W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
         if W.shape != W0.shape or b.shape != b0.shape:
             raise ValueError(f"layer {l}: returned weight {W.shape} and bias {b.shape}, expected "
@@ -288,14 +304,14 @@ def _sigmoid_forward(weights, biases, X):
 
 
 def _ts_expected(inp):
-    return {"z": _tanh_forward(inp["weights"], inp["biases"], inp["X"])}
+    return {"z": _tanh_forward(*_layers(inp), inp["X"])}
 
 
 def _ts_mistake(inp, *, w_in=2.0, w_out=2.0, correct_bias=True, bias_sign=-1.0, first_in=1.0):
     """The sigmoid network's output for a map with the knobs below (defaults: the right map).
     Layer l's weight is multiplied by (w_in if fed by an activation else first_in) times (w_out if
     followed by one); the bias correction b - W 1 (bias_sign=-1) is dropped or flipped."""
-    Ws, bs, L = inp["weights"], inp["biases"], len(inp["weights"])
+    (Ws, bs), L = _layers(inp), inp["L"]
     new_W, new_b = [], []
     for l, (W, b) in enumerate(zip(Ws, bs)):
         out = w_out if l < L - 1 else 1.0
@@ -310,19 +326,19 @@ def _ts_mistake(inp, *, w_in=2.0, w_out=2.0, correct_bias=True, bias_sign=-1.0, 
 
 def _ts_guard(fn):
     def wrapped(inp):
-        if len(inp["weights"]) == 1:
+        if inp["L"] == 1:
             raise ValueError("no hidden layer: every map leaves it unchanged")
         return fn(inp)
     return wrapped
 
 
 def _ts_unchanged(inp):
-    return {"z": _sigmoid_forward(inp["weights"], inp["biases"], inp["X"])}
+    return {"z": _sigmoid_forward(*_layers(inp), inp["X"])}
 
 
 def _ts_inverse(inp):
     """sigmoid_to_tanh applied instead: W/2, W/4 and b/2 + W 1/4 ..."""
-    Ws, bs, L = inp["weights"], inp["biases"], len(inp["weights"])
+    (Ws, bs), L = _layers(inp), inp["L"]
     new_W, new_b = [], []
     for l, (W, b) in enumerate(zip(Ws, bs)):
         into_act, from_act = l < L - 1, l > 0
@@ -335,7 +351,7 @@ def _ts_inverse(inp):
 
 def _ts_output_doubled(inp):
     """The map with the output layer's weight multiplied by 4 and its bias by 2, like a hidden layer."""
-    Ws, bs, L = inp["weights"], inp["biases"], len(inp["weights"])
+    (Ws, bs), L = _layers(inp), inp["L"]
     new_W, new_b = [], []
     for l, (W, b) in enumerate(zip(Ws, bs)):
         if l == 0:
@@ -348,9 +364,9 @@ def _ts_output_doubled(inp):
 
 
 def _ts_single_doubled(inp):
-    if len(inp["weights"]) != 1:
+    if inp["L"] != 1:
         raise ValueError("only for a network without hidden layers")
-    return {"z": _sigmoid_forward([2.0 * inp["weights"][0]], [2.0 * inp["biases"][0]], inp["X"])}
+    return {"z": _sigmoid_forward([2.0 * inp["W0"]], [2.0 * inp["b0"]], inp["X"])}
 
 
 # --------------------------------------------------------------------------------------------
