@@ -378,9 +378,9 @@ def _bce_inputs(rng: np.random.Generator) -> list[dict]:
     return [
         {"z": rng.normal(size=8) * 2.0, "y": rng.integers(0, 2, size=8).astype(np.float64)},
         {"z": rng.normal(size=(5, 3)) * 3.0, "y": rng.integers(0, 2, size=(5, 3)).astype(np.float64)},  # multi-label
-        {"z": np.array([0.7]), "y": np.array([1.0])},                                                     # batch of one
+        {"z": np.array([0.7]), "y": np.array([1.0])},                                    # batch of one
         {"z": big, "y": np.array([1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0])},  # confident, right and wrong
-        {"z": rng.normal(size=6) * 2.0, "y": rng.uniform(0, 1, size=6)},                                 # soft targets
+        {"z": rng.normal(size=6) * 2.0, "y": rng.uniform(0, 1, size=6)},                # soft targets
         {"z": (rng.normal(size=7) * 3.0).astype(np.float32), "y": rng.integers(0, 2, size=7).astype(np.float32)},
     ]
 
@@ -453,7 +453,8 @@ EXERCISES = [
             "sigmoid(x) = (1 + tanh(x/2))/2 differentiated without the inner factor 1/2 of x/2 "
             "(twice the derivative)": _ad_sigmoid_no_inner,
             "s (1 + s) instead of s (1 - s)": _ad_sigmoid_plus,
-            "1 - x**2: tanh's derivative is 1 - tanh(x)**2, the square of the output, not of the input": _ad_tanh_at_input,
+            "1 - x**2: tanh's derivative is 1 - tanh(x)**2, the square of the output, not of the input":
+                _ad_tanh_at_input,
             "1 - tanh(x) without the square": _ad_tanh_no_square,
             "the sigmoid's form t (1 - t) applied to tanh (its derivative is 1 - t**2)": _ad_tanh_sigmoid_form,
             "tanh(x) = 2 sigmoid(2x) - 1 differentiated with only one of its two factors 2 "
@@ -465,13 +466,15 @@ EXERCISES = [
         inputs=_ln_inputs, call=_ln_call, expected=_ln_expected, rtol=1e-6, atol=1e-12,
         batch_key="X", dtype="float64",
         mistakes={
-            "the derivative of the other activation (sigmoid' where tanh' was needed, or the reverse)": _ln_other_activation,
+            "the derivative of the other activation (sigmoid' where tanh' was needed, or the reverse)":
+                _ln_other_activation,
             "the activation's derivative evaluated at its output h = f(a) instead of at the pre-activation a "
             "(for the sigmoid, f'(a) = h (1 - h), not sigmoid(h) (1 - sigmoid(h)))": _ln_at_output,
             "a forgotten activation derivative in the hidden deltas (delta @ W alone)": _ln_no_derivative,
             "the norms in the reverse order: the first entry must be the input layer's": _ln_reversed,
             "squared norms (the sum of squares without the square root)": _ln_squared,
-            "the norms of the deltas dE/da_l instead of the weight gradients dE/dW_l = delta_l^T h_(l-1)": _ln_delta_norms,
+            "the norms of the deltas dE/da_l instead of the weight gradients dE/dW_l = delta_l^T h_(l-1)":
+                _ln_delta_norms,
             "the bias gradient counted in the norm (only dE/dW_l was asked)": _ln_with_bias,
             "the softmax output p as the output delta, without subtracting the one-hot target (p - t)": _ln_no_onehot,
             "a missing transpose when carrying the deltas back (delta @ W.T instead of delta @ W)": _ln_transposed,
@@ -495,7 +498,8 @@ EXERCISES = [
             "activation, so only the factor 2 of h = 2s - 1 applies": _ts_guard(_ts_output_doubled),
             "the only layer of a network without hidden layers doubled: with no tanh to replace, its "
             "weights stay as they are": _ts_single_doubled,
-            "the inverse map (from a sigmoid network to a tanh network) instead of tanh to sigmoid": _ts_guard(_ts_inverse),
+            "the inverse map (from a sigmoid network to a tanh network) instead of tanh to sigmoid":
+                _ts_guard(_ts_inverse),
         },
     ),
     Exercise(
