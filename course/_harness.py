@@ -298,6 +298,8 @@ def run_learner(job, npz_bytes, result_fd, outputs_fd):
     arrays = dict(np.load(io.BytesIO(npz_bytes), allow_pickle=False)) if npz_bytes else {}
 
     def decode(spec):
+        if "npz_list" in spec:
+            return [arrays[name] for name in spec["npz_list"]]
         return arrays[spec["npz"]] if "npz" in spec else spec["json"]
 
     cases = [{k: decode(v) for k, v in case.items()} for case in job["cases"]]

@@ -162,6 +162,14 @@ def encode_cases(cases: Sequence[dict[str, Any]]) -> tuple[list[dict[str, Any]],
                 spec[k] = {"json": v.item()}
             elif v is None or isinstance(v, (bool, int, float, str)):
                 spec[k] = {"json": v}
+            elif isinstance(v, (list, tuple)) and any(isinstance(x, np.ndarray) for x in v):
+                names = []
+                for x in v:
+                    if not isinstance(x, np.ndarray):
+                        raise HiddenTestError(f"input {k!r} mixes arrays with other values")
+                    names.append(f"c{i}.{len(arrays)}")
+                    arrays[names[-1]] = x
+                spec[k] = {"npz_list": names}
             elif isinstance(v, (list, tuple)):
                 spec[k] = {"json": list(v)}
             else:

@@ -175,3 +175,23 @@ def test_writing_and_deleting_files_changes_nothing(tmp_path: Path) -> None:
     assert bad == [] and statuses(r) == {i: "passed" for i in MAX}
     assert snapshot(folder) == before and snapshot(REPO / "course") == repo_before
     assert not (REPO / "HACKED.txt").exists()
+
+
+def test_a_list_of_arrays_reaches_the_call_as_a_list_of_arrays(tmp_path: Path) -> None:
+    """One weight matrix per layer, as a hidden test would send it."""
+    import numpy as np
+
+    from course.grade import encode_cases
+    from course.sandbox import Sandbox
+
+    specs, arrays = encode_cases([{"Ws": [np.eye(2), np.ones((2, 3))], "n": 2}])
+    assert specs == [{"Ws": {"npz_list": ["c0.0", "c0.1"]}, "n": {"json": 2}}]
+    call = ("def call(ns, inp):\n    import numpy as np\n"
+            "    return {'shapes': np.array([w.shape for w in inp['Ws']]), 'n': len(inp['Ws'])}\n")
+    with Sandbox(1, Limits(timeout=10)) as sandbox:
+        run = sandbox.run({"code": [], "needs": [], "cases": specs, "call_source": call,
+                           "call_name": "call"}, arrays)
+    assert run.outcome == "ok", run.detail
+    assert run.result["cases"][0]["outputs"]["n"] == {"json": 2}
+    (shapes,) = run.arrays.values()
+    assert shapes.tolist() == [[2, 2], [2, 3]]
