@@ -77,15 +77,16 @@ def hvp(grad: Gradient, x: Any, v: Any, eps: float = 1e-5) -> np.ndarray:
     if v.shape != x.shape:
         raise ValueError(f"hvp: v has shape {v.shape} but x has shape {x.shape}; they must be equal")
     eps = _eps(eps, where)
-    norm = float(np.linalg.norm(v))
-    if norm == 0.0:
-        return np.zeros_like(x)
-    if not np.isfinite(norm):
+    if not np.all(np.isfinite(v)):
         raise ValueError("hvp: v has a NaN or infinite entry")
-    t = eps / norm
-    plus = _call(grad, x + t * v, where)
-    minus = _call(grad, x - t * v, where)
-    return (plus - minus) / (2.0 * t)
+    scale = float(np.max(np.abs(v)))
+    if scale == 0.0:
+        return np.zeros_like(x)
+    u = v / scale                                  # H v = scale * H u; |u| >= 1 never under/overflows
+    t = eps / float(np.linalg.norm(u))
+    plus = _call(grad, x + t * u, where)
+    minus = _call(grad, x - t * u, where)
+    return scale * ((plus - minus) / (2.0 * t))
 
 
 def hessian(grad: Gradient, x: Any, eps: float = 1e-5, vectorized: bool = False,
@@ -101,26 +102,29 @@ def hessian(grad: Gradient, x: Any, eps: float = 1e-5, vectorized: bool = False,
     ``x``: a point (P,), or a stack of points (M, P), which gives an (M, P, P) array.
     ``vectorized=False``: ``grad`` takes one point (P,) and returns its gradient (P,).
     ``vectorized=True``: ``grad`` takes a stack of points (K, P) and returns their gradients
-    (K, P); it is then called once per point of x, on all 2P probes together (batched backprop
-    is far faster than 2P separate calls).
+    (K, P); it is then called once, on all 2P probes of every point of x together (K = 2P M
+    for M points: batched backprop is far faster than 2P M separate calls).
     """
     where = "hessian"
     x = _point(x, where, batch_ok=True)
     eps = _eps(eps, where)
-    if x.ndim == 2:
-        return np.stack([hessian(grad, xi, eps, vectorized, symmetrize) for xi in x]) \
-            if len(x) else np.zeros((0, x.shape[1], x.shape[1]))
-    n = x.size
+    n = x.shape[-1]
     steps = eps * np.eye(n)
+    if x.ndim == 2 and not vectorized:
+        return np.stack([hessian(grad, xi, eps, False, symmetrize) for xi in x]) \
+            if len(x) else np.zeros((0, n, n))
     if vectorized:
-        probes = np.concatenate([x + steps, x - steps])                  # (2P, P)
-        g = _call(grad, probes, where)
-        plus, minus = g[:n], g[n:]
+        pts = x.reshape(-1, 1, n)                                          # (M, 1, P)
+        probes = np.concatenate([pts + steps, pts - steps], axis=1)       # (M, 2P, P)
+        g = _call(grad, probes.reshape(-1, n), where).reshape(probes.shape)
+        plus, minus = g[:, :n], g[:, n:]
     else:
-        plus = np.stack([_call(grad, x + s, where) for s in steps])
-        minus = np.stack([_call(grad, x - s, where) for s in steps])
-    H = ((plus - minus) / (2.0 * eps)).T                                   # column j: d g / d x_j
-    return 0.5 * (H + H.T) if symmetrize else H
+        plus = np.stack([_call(grad, x + s, where) for s in steps])[None]
+        minus = np.stack([_call(grad, x - s, where) for s in steps])[None]
+    H = np.swapaxes((plus - minus) / (2.0 * eps), 1, 2)                   # column j: d g / d x_j
+    if symmetrize:
+        H = 0.5 * (H + np.swapaxes(H, 1, 2))
+    return H if x.ndim == 2 else H[0]
 
 
 def gradient_function(params: Iterable[Any], loss_fn: Callable[[], Tensor]) -> Gradient:
