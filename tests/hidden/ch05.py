@@ -111,6 +111,8 @@ def _grad_of(inp):
         grad = lambda z: A.T @ (c * (1.0 - np.tanh(A @ z) ** 2))
     elif kind == "cubic":
         grad = lambda z: 3.0 * z ** 2 + np.cos(z)
+    elif kind == "waves":
+        grad = lambda z: np.cos(z) + 0.5 * np.sin(z[::-1])
     elif kind == "network":
         X, y, H = inp["X"], inp["y"], int(inp["H"])
 
@@ -135,6 +137,9 @@ def _fdh_inputs(rng: np.random.Generator) -> list[dict]:
          "eps": 1e-4},
         {"kind": "cubic", "x": rng.normal(size=1), "eps": 1e-3},                        # one variable
         {"kind": "cubic", "x": rng.normal(size=3) * 5.0, "eps": 1e-3},                  # diagonal Hessian
+        # far from the origin, where the Hessian oscillates: x must be used at full precision
+        # (rounded to float32, x moves by about 3e-5 and the Hessian by more than the tolerance)
+        {"kind": "waves", "x": 500.0 + rng.uniform(0, 10, size=3), "eps": 1e-4},
     ]
     M = rng.normal(size=(6, 6))
     cases.append({"kind": "quadratic", "A": (M + M.T) * 1e3, "b": rng.normal(size=6) * 1e3,
@@ -168,6 +173,8 @@ def _fdh_call(ns, inp):
         grad = lambda z: A.T @ (c * (1.0 - np.tanh(A @ z) ** 2))
     elif kind == "cubic":
         grad = lambda z: 3.0 * z ** 2 + np.cos(z)
+    elif kind == "waves":
+        grad = lambda z: np.cos(z) + 0.5 * np.sin(z[::-1])
     else:
         X, y, H = inp["X"], inp["y"], int(inp["H"])
 
