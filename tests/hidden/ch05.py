@@ -87,46 +87,6 @@ def _ls_no_decay(inp):
 # ch05.fd_hessian: central differences of a gradient, symmetrised
 
 
-def _grad_of(inp):
-    """The gradient function a case describes (the same definitions as in _fdh_call)."""
-    kind = inp["kind"]
-    if kind == "rosenbrock":
-        def grad(z):
-            g = np.zeros_like(z)
-            g[:-1] += -400.0 * z[:-1] * (z[1:] - z[:-1] ** 2) - 2.0 * (1.0 - z[:-1])
-            g[1:] += 200.0 * (z[1:] - z[:-1] ** 2)
-            return g
-    elif kind == "linear_field":
-        A = inp["A"]
-        grad = lambda z: A @ z
-    elif kind == "quadratic":
-        A, b = inp["A"], inp["b"]
-        grad = lambda z: A @ z + b
-    elif kind == "logsumexp":
-        def grad(z):
-            e = np.exp(z - z.max())
-            return e / e.sum()
-    elif kind == "tanh_ridges":
-        A, c = inp["A"], inp["c"]
-        grad = lambda z: A.T @ (c * (1.0 - np.tanh(A @ z) ** 2))
-    elif kind == "cubic":
-        grad = lambda z: 3.0 * z ** 2 + np.cos(z)
-    elif kind == "waves":
-        grad = lambda z: np.cos(z) + 0.5 * np.sin(z[::-1])
-    elif kind == "network":
-        X, y, H = inp["X"], inp["y"], int(inp["H"])
-
-        def grad(z):
-            w, b, v, c = z[:H], z[H:2 * H], z[2 * H:3 * H], z[3 * H]
-            h = np.tanh(np.outer(X, w) + b)
-            r = h @ v + c - y
-            d = (r[:, None] * v) * (1.0 - h ** 2) / len(X)
-            return np.concatenate([d.T @ X, d.sum(axis=0), h.T @ r / len(X), [r.mean()]])
-    else:
-        raise ValueError(f"unknown kind {kind!r}")
-    return grad
-
-
 def _fdh_inputs(rng: np.random.Generator) -> list[dict]:
     cases = [
         {"kind": "rosenbrock", "x": rng.uniform(-1.5, 1.5, size=4), "eps": 1e-5},
@@ -151,7 +111,7 @@ def _fdh_inputs(rng: np.random.Generator) -> list[dict]:
 
 def _fdh_call(ns, inp):
     import numpy as np
-    kind = inp["kind"]
+    kind = inp["kind"]                    # the gradient of each kind of case, defined here only
     if kind == "rosenbrock":
         def grad(z):
             g = np.zeros_like(z)
@@ -190,8 +150,9 @@ def _fdh_call(ns, inp):
     return {"x_unchanged": bool(np.array_equal(given, x)), "H": np.asarray(H)}
 
 
-def _columns(inp, forward: bool = False):
-    grad, x, eps = _grad_of(inp), np.asarray(inp["x"], dtype=np.float64), float(inp["eps"])
+def _central(grad, x, eps, forward: bool = False) -> np.ndarray:
+    """The raw difference quotients: column j is d grad / d x_j (central, or forward)."""
+    x = np.asarray(x, dtype=np.float64)
     P = x.size
     H = np.empty((P, P))
     g0 = grad(x)
@@ -202,28 +163,40 @@ def _columns(inp, forward: bool = False):
     return H
 
 
-def _fdh_expected(inp):
-    H = _columns(inp)
-    return {"x_unchanged": True, "H": 0.5 * (H + H.T)}
+def _as_answer(impl):
+    """What _fdh_call returns when `impl` plays the learner's fd_hessian: the gradient functions of
+    the cases are defined once, in _fdh_call (which is shipped to the sandbox by its source alone),
+    and the reference and the mistakes run it here, in the grader's process, on trusted code."""
+    return lambda inp: _fdh_call({"fd_hessian": impl}, inp)
 
 
-def _fdh_not_symmetrised(inp):
-    if inp["kind"] != "linear_field":
-        raise ValueError("symmetric anyway")
-    return {"x_unchanged": True, "H": _columns(inp)}
+def _symmetrised(grad, x, eps):
+    H = _central(grad, x, eps)
+    return 0.5 * (H + H.T)
 
 
-def _fdh_forward(inp):
-    H = _columns(inp, forward=True)
-    return {"x_unchanged": True, "H": 0.5 * (H + H.T)}
+def _forward_symmetrised(grad, x, eps):
+    H = _central(grad, x, eps, forward=True)
+    return 0.5 * (H + H.T)
 
 
-def _fdh_upper(inp):
-    """Only the upper triangle computed and mirrored (half the work, but half of a non-symmetric field)."""
-    if inp["kind"] != "linear_field":
-        raise ValueError("symmetric anyway")
-    H = _columns(inp)
-    return {"x_unchanged": True, "H": np.triu(H) + np.triu(H, 1).T}
+def _upper_mirrored(grad, x, eps):
+    H = _central(grad, x, eps)
+    return np.triu(H) + np.triu(H, 1).T
+
+
+def _only_linear_field(fn):
+    def mistake(inp):
+        if inp["kind"] != "linear_field":
+            raise ValueError("symmetric anyway: indistinguishable")
+        return fn(inp)
+    return mistake
+
+
+_fdh_expected = _as_answer(_symmetrised)
+_fdh_not_symmetrised = _only_linear_field(_as_answer(_central))
+_fdh_forward = _as_answer(_forward_symmetrised)
+_fdh_upper = _only_linear_field(_as_answer(_upper_mirrored))
 
 
 # --------------------------------------------------------------------------------------------
