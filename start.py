@@ -131,34 +131,70 @@ def lab(headless: bool, all_interfaces: bool = False, port: int | None = None) -
 
 
 def test() -> int:
+    """Every check, in lanes that run side by side (the unit tests; the solution notebooks; the
+    student notebooks), each with one BLAS thread: on two cores that halves the wall time, and
+    the committed outputs hold under any number of threads (docs/authoring.md)."""
     ensure_environment("test")
     # no MPLBACKEND here: the notebooks' kernels must keep Jupyter's inline backend, or their
     # figures vanish from the outputs that nbval compares (headless matplotlib picks Agg itself)
     env = dict(os.environ, HYPOTHESIS_PROFILE=os.environ.get("HYPOTHESIS_PROFILE", "ci"),
-               PYDEVD_DISABLE_FILE_VALIDATION="1")
+               PYDEVD_DISABLE_FILE_VALIDATION="1", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+               MKL_NUM_THREADS="1")
     env.pop("MPLBACKEND", None)
-    steps = []
+    lanes: list[list[tuple[str, list]]] = []
     if (ROOT / "solutions").is_dir():
-        steps.append(("the student notebooks are up to date with solutions/", [BIN / "course", "check"]))
+        say("== the student notebooks are up to date with solutions/")
+        if run(BIN / "course", "check", env=env) != 0:
+            say("FAILED: chapters/ is not what `course build` writes (see above)")
+            return 1
+        lanes.append([("solution notebooks, outputs compared",
+                       [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "solutions",
+                        "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "300"])])
     if (ROOT / "tests").is_dir():
-        steps.append(("unit, property, grader and packaging tests", [PY, "-m", "pytest", "tests", "-q"]))
-    if (ROOT / "solutions").is_dir():
-        steps.append(("solution notebooks, outputs compared",
-                      [PY, "-m", "pytest", "-q", "--nbval", "solutions", "--nbval-sanitize-with",
-                       "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "300"]))
-    steps.append(("student notebooks, executed without error",
-                  [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "chapters",
-                   "--nbval-cell-timeout", "300"]))
-    failed = []
-    for title, cmd in steps:
-        say(f"== {title}")
-        if run(*cmd, env=env) != 0:
-            failed.append(title)
+        lanes.append([("unit, property, grader and packaging tests", [PY, "-m", "pytest", "tests", "-q"])])
+    lanes.append([("student notebooks, executed without error",
+                   [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", "chapters",
+                    "--nbval-cell-timeout", "300"])])
+    failed = run_lanes(lanes, env)
     if failed:
         say("FAILED: " + "; ".join(failed))
         return 1
     say("all checks passed")
     return 0
+
+
+def run_lanes(lanes: list[list[tuple[str, list]]], env: dict[str, str]) -> list[str]:
+    """Run each lane's steps in order, the lanes at the same time; print each step's output when
+    it ends (whole, not interleaved). Returns the titles of the steps that failed."""
+    import tempfile
+    import threading
+
+    failed: list[str] = []
+    lock = threading.Lock()
+
+    def lane(steps: list[tuple[str, list]]) -> None:
+        for title, cmd in steps:
+            with lock:
+                say(f"== started: {title}")
+            start = time.monotonic()
+            with tempfile.TemporaryFile() as log:
+                rc = subprocess.call([str(c) for c in cmd], cwd=ROOT, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                log.seek(0)
+                out = log.read().decode("utf-8", "replace")
+            with lock:
+                verdict = "passed" if rc == 0 else "FAILED"
+                say(f"== {verdict} after {time.monotonic() - start:.0f} s: {title}")
+                print(out, end="" if out.endswith("\n") else "\n", flush=True)
+                if rc != 0:
+                    failed.append(title)
+
+    threads = [threading.Thread(target=lane, args=(steps,)) for steps in lanes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return failed
 
 
 def main(argv: list[str]) -> int:
