@@ -34,12 +34,14 @@ def central_jacobian(fn, x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
 @given(d_in=st.integers(1, 5), d_out=st.integers(1, 5), seed=SEEDS)
 def test_jacobian_of_a_smooth_map_matches_central_differences(d_in, d_out, seed):
     rng = np.random.default_rng(seed)
-    W, b = rng.normal(size=(d_out, d_in)), rng.normal(size=d_out)
+    W, b = rng.normal(size=(d_out, d_in)) / np.sqrt(d_in), rng.normal(size=d_out)
     fn = lambda t: ((t @ Tensor(W.T)) + Tensor(b)).tanh() * 2.0
     x = rng.normal(size=d_in)
     J = jacobian(fn, x)
     assert J.shape == (d_out, d_in)
-    assert relative_error(J, central_jacobian(fn, x)) < 1e-7
+    # floor 1e-2 as in conftest.gradient_check: where tanh saturates, the entries are tiny and a
+    # central difference's rounding noise (about 1e-16 |f| / eps) dominates a purely relative error
+    assert relative_error(J, central_jacobian(fn, x), floor=1e-2) < 1e-7
 
 
 @given(dim=st.integers(1, 4), hidden=st.integers(1, 4), seed=SEEDS)
@@ -48,7 +50,7 @@ def test_jacobian_of_a_residual_block_is_identity_plus_the_branch(dim, hidden, s
     x = np.random.default_rng(seed + 1).normal(size=dim)
     J_block, J_branch = jacobian(block, x), jacobian(block.f, x)
     assert relative_error(J_block, np.eye(dim) + J_branch) < 1e-12
-    assert relative_error(J_block, central_jacobian(block, x)) < 1e-7
+    assert relative_error(J_block, central_jacobian(block, x), floor=1e-2) < 1e-7
 
 
 @given(shape=st.sampled_from([(3,), (2, 3), (1, 4)]), seed=SEEDS)
@@ -61,7 +63,7 @@ def test_jacobian_shapes_follow_output_then_input(shape, seed):
         up = np.zeros(shape[:-1])
         up[i] = 1.0
         (num,) = numerical_grad(lambda t: (t * t).sum(axis=-1), [Tensor(x)], upstream=up)
-        assert relative_error(J[i], num) < 1e-7
+        assert relative_error(J[i], num, floor=1e-2) < 1e-7
 
 
 def test_jacobian_of_a_scalar_function_and_of_a_constant():
