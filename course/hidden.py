@@ -236,6 +236,9 @@ def diagnose_value(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8,
         if w.size > 1 or any(math.isclose(scale, f, rel_tol=1e-6) for f in _MEANINGFUL_FACTORS):
             return f"off by a constant factor of {_factor_words(scale)}: {diff}"
     if w.size == 1:
+        if w.ndim == 0 and g.ndim == 0 and w.dtype.kind in "biuf" and g.dtype.kind in "biuf":
+            a, b = _distinct(w.item(), g.item())
+            return f"expected {a}, got {b}"
         return f"expected {excerpt(w)}, got {excerpt(g)}"
     where = _largest_difference(gf, wf)
     if g.dtype.kind in "fc" and w.dtype.kind in "fc":
@@ -258,7 +261,19 @@ def _largest_difference(g: np.ndarray, w: np.ndarray) -> str:
     flat = int(np.argmax(d))
     idx = tuple(int(i) for i in np.unravel_index(flat, w.shape))
     shown = idx[0] if len(idx) == 1 else idx
-    return f" at index {shown}: expected {_fmt(w.ravel()[flat].item())}, got {_fmt(g.ravel()[flat].item())}"
+    a, b = _distinct(w.ravel()[flat].item(), g.ravel()[flat].item())
+    return f" at index {shown}: expected {a}, got {b}"
+
+
+def _distinct(a: Any, b: Any) -> tuple[str, str]:
+    """Two numbers with as few significant digits (4 at least) as it takes to tell them apart."""
+    if isinstance(a, complex) or isinstance(b, complex) or isinstance(a, bool) or isinstance(b, bool):
+        return _fmt(a), _fmt(b)
+    for digits in range(4, 18):
+        sa, sb = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if sa != sb:
+            return sa, sb
+    return repr(a), repr(b)
 
 
 def _constant_factor(g: np.ndarray, w: np.ndarray, rtol: float, atol: float) -> float | None:
