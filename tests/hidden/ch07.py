@@ -7,6 +7,8 @@ for them), the estimators and the batch-size rule from the chapter's unsimplifie
 """
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 
 from course.hidden import Exercise
@@ -148,7 +150,10 @@ _MOMENTS: dict = {}
 def _lns_moments(inp, bias: bool) -> tuple[float, float]:
     """|G|^2 and (1/N) sum_i |g_i|^2, computed once per case (the large case costs 5e8 multiply-adds)."""
     d, a = inp["delta"], inp["a"]
-    key = (id(d), id(a), d.shape, a.shape, bias)
+    # keyed by content, never by id(): the grader keeps this module for a whole class, and the
+    # arrays of one submission's cases are freed and their ids reused by the next submission's
+    key = (hashlib.sha1(d.tobytes()).hexdigest(), hashlib.sha1(a.tobytes()).hexdigest(),
+           d.shape, a.shape, d.dtype.str, a.dtype.str, bias)
     if key not in _MOMENTS:
         try:
             g = _lns_matrix(inp, bias)
