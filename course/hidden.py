@@ -105,6 +105,12 @@ def describe_inputs(inp: Case) -> str:
     for k, v in inp.items():
         if isinstance(v, np.ndarray) and v.ndim > 0:
             parts.append(f"{k} of shape {tuple(v.shape)}")
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(x, np.ndarray) for x in v):
+            parts.append(f"{k}: {len(v)} arrays of shapes {', '.join(str(tuple(x.shape)) for x in v[:6])}"
+                         + (", ..." if len(v) > 6 else ""))
+        elif isinstance(v, (list, tuple)):
+            text = repr(list(v))
+            parts.append(f"{k}={text if len(text) <= 60 else text[:57] + '...'}")
         else:
             parts.append(f"{k}={excerpt(v)}")
     return ", ".join(parts)
