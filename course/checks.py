@@ -145,6 +145,18 @@ class ExerciseCheck:
             return self._report(ok, what, f"expected {expected!r}, got {got!r}")
         return self.close(got, expected, what, rtol=0.0, atol=0.0)
 
+    def outputs(self, got: Any, expected: dict[str, Any], what: str, **kw: Any) -> bool:
+        """A function that returns a dict: the same keys, each value compared as ``close`` does
+        (with ``key=`` set to it, so each key's known mistakes are named). One line per key."""
+        if not isinstance(got, dict):
+            return self._report(False, what, f"expected a dict with the keys {sorted(expected)}, "
+                                f"got {excerpt(got)}")
+        missing = [k for k in expected if k not in got]
+        if missing:
+            return self._report(False, what, f"the dict has no key {missing[0]!r} (it has "
+                                f"{sorted(map(str, got))})")
+        return all([self.close(got[k], v, f"{what}: {k}", key=k, **kw) for k, v in expected.items()])
+
     def choice(self, answer: Any, options: Any, what: str = "") -> bool:
         """A multiple-choice answer is one of ``options`` (in the form the grader accepts: any
         case, spaces or brackets around it). Never says which option is right; the grader does."""

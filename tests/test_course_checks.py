@@ -192,3 +192,13 @@ def test_an_error_raised_inside_nnlib_names_the_learners_line() -> None:
     out = run('with exercise_check("ch99.x") as c:\n    c.close(f(np.ones(2)), np.ones(2), "x")\n',
               f=learner_backward)
     assert "in learner_backward: `y.backward()" in out and "tensor.py" not in out, out
+
+
+def test_outputs_compares_a_dict_key_by_key() -> None:
+    out = run('with exercise_check("ch99.x") as c:\n'
+              '    c.outputs({"a": np.ones(2), "b": 2.0}, {"a": np.ones(2), "b": 3.0}, "result")\n'
+              '    c.outputs([1], {"a": 1.0}, "not a dict")\n'
+              '    c.outputs({"b": 1.0}, {"a": 1.0}, "missing key")\n')
+    lines = out.splitlines()
+    assert lines[0] == "✓ result: a" and lines[1] == "✗ result: b: expected 3, got 2"
+    assert "expected a dict with the keys ['a']" in lines[2] and "has no key 'a'" in lines[3]
