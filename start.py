@@ -7,7 +7,8 @@
                                         only (add --all-interfaces to listen on every interface),
                                         and the ssh line that forwards the port to your computer
     python3 start.py test               set up .venv (first time only) and run the whole test suite
-                                        (for maintainers and CI)
+                                        (for maintainers and CI); the web book's browser test also
+                                        gets MathJax (npm ci) and Debian's chromium (as root)
 
 Both are idempotent: the environment is rebuilt only when pyproject.toml changes. Needs only
 Python 3.10+ with its standard venv module (on Debian/Ubuntu: apt install python3-venv).

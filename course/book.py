@@ -64,13 +64,12 @@ def chapter_info(solution: Path) -> dict[str, Any]:
 
 
 def open_in_jupyterlab(name: str) -> str:
-    """How to open the chapter's notebook, in markdown (shown on its page and on the contents)."""
-    return (f"**Work through it as a notebook:** download [{name}]({name}), this chapter with "
-            "its exercises to fill in. In the course's folder, `python3 start.py lab` opens JupyterLab "
-            f"(the same notebook is `chapters/{name}` there). In a JupyterLab of your own, "
-            "download the file and drag it into JupyterLab's file browser (or use its upload "
-            "button), then double-click it; its check cells need the course installed in that "
-            "Python (`pip install -e .` in the course's folder).")
+    """How to open a chapter's notebook, in markdown (the box at the top of its page)."""
+    return (f"**Work through it as a notebook:** [{name}]({name}) is this chapter with its "
+            "exercises to fill in. In the course's folder, `python3 start.py lab` opens JupyterLab, "
+            f"where it is `chapters/{name}`. Elsewhere, download it, drag it into JupyterLab's "
+            "file browser (or use its upload button) and double-click it; its check cells need "
+            "the course installed in that Python (`pip install -e .` in the course's folder).")
 
 
 # --------------------------------------------------------------------------------------------
@@ -100,16 +99,22 @@ def widget_outputs(view: dict[str, Any], state: dict[str, Any]) -> list[dict[str
         s = model.get("state", {})
         if model.get("model_name") == "OutputModel":
             outputs.extend(copy.deepcopy(s.get("outputs", [])))
-        elif "value" in s and s.get("description"):
-            controls.append(f"{s['description']} = {s['value']}")
+        elif s.get("description") and "value" in s:
+            controls.append((str(s["description"]), str(s["value"])))
+        elif s.get("description") and isinstance(s.get("index"), int) \
+                and 0 <= s["index"] < len(s.get("_options_labels", [])):  # a selection widget
+            controls.append((str(s["description"]), str(s["_options_labels"][s["index"]])))
         for child in s.get("children", []):
             if isinstance(child, str):
                 walk(child.removeprefix("IPY_MODEL_"))
 
     walk(str(view.get("model_id", "")))
-    said = ("In the notebook this output is interactive" + (f" (controls {', '.join(controls)})"
-            if controls else "") + ": run the notebook in JupyterLab to change it. Here it is as "
-            "it was saved.")
+    if controls:
+        said = (f"In the notebook, controls ({', '.join(n for n, _ in controls)}) redraw this "
+                "output: open it in JupyterLab to move them. Here it is as it was saved, at "
+                + ", ".join(f"{n} = {v}" for n, v in controls) + ".")
+    else:
+        said = "In the notebook this output is interactive. Here it is as it was saved."
     note = {"output_type": "display_data", "metadata": {},
             "data": {"text/html": f'<p class="book-widget-note">{html.escape(said)}</p>'}}
     return outputs + [note]
@@ -270,13 +275,11 @@ def _lab_css(exporter) -> str:
     """nbconvert's JupyterLab stylesheet and light theme (inlined in every page by default)."""
     parts = []
     for name in ("index.css", "theme-light.css"):
-        for folder in exporter.template_paths:
-            f = Path(folder) / "static" / name
-            if f.is_file() and (Path(folder) / "index.html.j2").is_file() and Path(folder).name == "lab":
-                parts.append(f.read_text(encoding="utf-8"))
-                break
-        else:
+        found = [Path(d) / "static" / name for d in exporter.template_paths if Path(d).name == "lab"]
+        found = [f for f in found if f.is_file()]
+        if not found:
             raise BookError(f"nbconvert's lab template has no static/{name}: is nbconvert installed?")
+        parts.append(found[0].read_text(encoding="utf-8"))
     return "\n".join(parts)
 
 
