@@ -7,7 +7,8 @@
                                         only (add --all-interfaces to listen on every interface),
                                         and the ssh line that forwards the port to your computer
     python3 start.py test               set up .venv (first time only) and run the whole test suite
-                                        (for maintainers and CI)
+                                        (for maintainers and CI); the web book's browser test also
+                                        gets MathJax (npm ci) and Debian's chromium (as root)
 
 Both are idempotent: the environment is rebuilt only when pyproject.toml changes. Needs only
 Python 3.10+ with its standard venv module (on Debian/Ubuntu: apt install python3-venv).
@@ -18,6 +19,7 @@ import getpass
 import hashlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -130,11 +132,40 @@ def lab(headless: bool, all_interfaces: bool = False, port: int | None = None) -
             return 1
 
 
+def ensure_book_tools() -> None:
+    """What the web book's test (tests/test_book.py) needs beyond pip: the npm packages of
+    package.json (MathJax, copied into the book) with `npm ci`, when npm exists; and Debian's
+    chromium for its headless browser, with apt-get, when it is missing and this is root on Debian.
+    Whatever cannot be installed here is said, and that test is skipped with the reason."""
+    lock = ROOT / "package-lock.json"
+    stamp = ROOT / "node_modules" / ".course-installed"
+    wanted = hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else ""
+    if wanted and not (stamp.exists() and stamp.read_text().strip() == wanted):
+        if shutil.which("npm") is None:
+            say("no npm here: the web book (course book) cannot get MathJax; its test is skipped")
+        else:
+            say("installing the web book's MathJax from npm (npm ci, once: a few seconds)")
+            if run("npm", "ci", "--no-audit", "--no-fund") == 0:
+                stamp.write_text(wanted + "\n")
+    if Path("/usr/bin/chromium").exists():
+        return
+    if not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")):
+        say("no /usr/bin/chromium, and installing it needs root and apt-get: the web book's "
+            "browser test is skipped")
+        return
+    say("installing Debian's chromium for the web book's browser test (apt-get, once: a minute or two)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    if run("apt-get", "update", "-q", env=env) != 0 or \
+            run("apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium", env=env) != 0:
+        say("apt-get could not install chromium (see above): the web book's browser test is skipped")
+
+
 def test() -> int:
     """Every check, in lanes that run side by side (the unit tests; the solution notebooks; the
     student notebooks), each with one BLAS thread: on two cores that halves the wall time, and
     the committed outputs hold under any number of threads (docs/authoring.md)."""
     ensure_environment("test")
+    ensure_book_tools()
     # no MPLBACKEND here: the notebooks' kernels must keep Jupyter's inline backend, or their
     # figures vanish from the outputs that nbval compares (headless matplotlib picks Agg itself)
     env = dict(os.environ, HYPOTHESIS_PROFILE=os.environ.get("HYPOTHESIS_PROFILE", "ci"),

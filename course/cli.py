@@ -188,6 +188,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--sandbox", choices=("auto", "namespaces", "uid", "user"), default="auto",
                    help="isolation: auto (the strongest that works here), namespaces, uid (a "
                    "separate uid without namespaces) or user (no isolation); see docs/grading.md")
+    sub.add_parser("book", help="build the static web book of every chapter into DIR "
+                   "(docs/book.md)").add_argument("dest", metavar="DIR")
     rel = sub.add_parser("release", help="write the course as students receive it (no solutions, "
                          "no hidden tests) into a new folder")
     rel.add_argument("dest", metavar="DIR")
@@ -224,6 +226,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"course release: {e}", file=sys.stderr)
             return 1
         return 0
+    if args.command == "book":
+        from .book import main as book_main
+        return book_main(args.dest)
     if args.command == "reset":
         from .reset import main as reset_main
         return reset_main(args.notebook, args.exercise)

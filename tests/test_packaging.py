@@ -34,7 +34,8 @@ def conda_dependencies() -> set[str]:
 
 def test_environment_yml_and_pyproject_name_the_same_dependencies():
     assert pyproject_dependencies() == conda_dependencies()
-    assert {"numpy", "matplotlib", "ipywidgets", "jupyterlab", "nbval", "pytest", "hypothesis"} == pyproject_dependencies()
+    assert {"numpy", "matplotlib", "ipywidgets", "jupyterlab", "nbval", "pytest", "hypothesis",
+            "playwright"} == pyproject_dependencies()
 
 
 def test_readme_commands_are_the_ones_ci_runs():
