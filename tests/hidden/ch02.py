@@ -260,6 +260,8 @@ def _break_inputs(rng):
                   {"u": u, "y": int(order[2]), "dtype": dtype}]     # one in between
     u = _direction(rng, 3) * 3.0                                      # another scale of u, three classes
     cases.append({"u": u, "y": int(np.argsort(u)[1]), "dtype": "float32"})
+    u = _direction(rng, 4) * 0.3                                      # all gaps below 1
+    cases.append({"u": u, "y": int(np.argmin(u)), "dtype": "float32"})
     u = _direction(rng, 10)
     u[rng.integers(0, 10)] = u.min()                                  # a tie at the lowest logit
     cases.append({"u": u, "y": int(np.argmin(u)), "dtype": "float64"})

@@ -45,6 +45,8 @@ def _ce_inputs(rng: np.random.Generator) -> list[dict]:
     z = rng.normal(size=(4, 5)) * 400.0
     cases.append({"z": z, "t": _dirichlet(rng, 4, 5)})
     cases.append({"z": rng.normal(size=(3, 4)) * 300.0 + 1000.0, "t": np.eye(4)[[0, 3, 1]]})
+    # rows far apart: one maximum for the whole batch instead of one per row underflows to log(0)
+    cases.append({"z": rng.normal(size=(3, 4)) + np.array([[0.0], [1000.0], [-1000.0]]), "t": _dirichlet(rng, 3, 4)})
     # label rows that do not sum to one (a label that the label gradient has moved off the simplex)
     n, c = 5, 4
     t = rng.uniform(0.0, 1.0, size=(n, c)) * rng.uniform(0.3, 2.5, size=(n, 1))
@@ -109,6 +111,9 @@ def _tg_inputs(rng: np.random.Generator) -> list[dict]:
     # large student logits (log o must be computed stably) and large teacher logits
     cases.append({"u": rng.normal(size=(4, 3)) * 3.0, "z": rng.normal(size=(4, 3)) * 500.0})
     cases.append({"u": rng.normal(size=(5, 4)) * 300.0 + 800.0, "z": rng.normal(size=(5, 4))})
+    # rows far apart, in the student's logits and in the teacher's: a maximum per row, not per batch
+    offsets = np.array([[0.0], [1000.0], [-1000.0]])
+    cases.append({"u": rng.normal(size=(3, 4)) + offsets, "z": rng.normal(size=(3, 4)) - offsets})
     return cases
 
 
