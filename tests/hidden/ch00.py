@@ -392,13 +392,15 @@ def _spec(leaves, ops) -> dict:
             "a": np.array([o[1] for o in ops], dtype=np.int64), "b": np.array([o[2] for o in ops], dtype=np.int64)}
 
 
-def _random_dag(rng, n_leaves: int, n_ops: int) -> dict:
-    """Each op takes its inputs among the last few nodes, so that values fan out and paths cross;
-    the last op joins the two newest nodes, so the root depends on most of the graph."""
+def _random_dag(rng, n_leaves: int, n_ops: int, window: int) -> dict:
+    """Each op takes its inputs among the last `window` nodes, so that values fan out and paths
+    cross; the last op joins the two newest nodes, so the root depends on most of the graph. The
+    sizes keep the number of paths in the thousands (a walk that follows every path, as a
+    recursive backward does, must end well within the time limit and be named, not time out)."""
     ops, n = [], n_leaves
     for _ in range(n_ops - 1):
         name = str(rng.choice(["add", "mul", "tanh"], p=[0.4, 0.35, 0.25]))
-        lo = max(0, n - 4)
+        lo = max(0, n - window)
         ops.append((name, int(rng.integers(lo, n)), int(rng.integers(lo, n))))
         n += 1
     ops.append(("mul", n - 1, n - 2))
@@ -422,8 +424,8 @@ def _bw_inputs(rng):
         _spec([rng.uniform(0.5, 2.0)], [("add", 0, 0), ("add", 1, 1), ("mul", 2, 2)]),
         # a node the root does not depend on (its gradient stays 0), and a fan-out of a leaf
         _spec(rng.uniform(-1, 1, size=3), [("mul", 0, 1), ("tanh", 2, 0), ("add", 3, 0), ("mul", 5, 0)]),
-        _random_dag(rng, 3, 25),
-        _random_dag(rng, 4, 60),
+        _random_dag(rng, 3, 25, window=4),
+        _random_dag(rng, 4, 50, window=15),
         # 3,000 operations deep: deeper than Python's recursion limit
         _chain(rng, 1500),
     ]
