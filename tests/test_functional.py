@@ -140,6 +140,22 @@ def test_cross_entropy_probability_targets(reduction, shape, data, check):
     np.testing.assert_allclose(target.grad, -np_log_softmax(z), rtol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@given(n=st.integers(1, 4), c=st.integers(1, 5), data=st.data())
+def test_cross_entropy_targets_that_do_not_sum_to_one(reduction, n, c, data, check):
+    """Rows of any non-negative mass (multi-label, class-weighted): accepted as in PyTorch; the
+    gradient is o * sum(t) - t per row (not o - t), the label gradient still -log o."""
+    z = data.draw(arrays((n, c)))
+    t = data.draw(arrays((n, c), 0.0, 2.0))
+    want = reduce(-(t * np_log_softmax(z)).sum(axis=-1), reduction)
+    np.testing.assert_allclose(F.cross_entropy(Tensor(z), t, reduction=reduction).data, want, rtol=1e-12, atol=1e-15)
+    check(lambda logits, target: F.cross_entropy(logits, target, reduction=reduction), z, t)
+    logits = Tensor(z, requires_grad=True)
+    F.cross_entropy(logits, t, reduction="sum").backward()
+    o = np.exp(np_log_softmax(z))
+    np.testing.assert_allclose(logits.grad, o * t.sum(axis=1, keepdims=True) - t, rtol=1e-10, atol=1e-14)
+
+
 @given(n=st.integers(1, 4), c=st.integers(2, 5), data=st.data())
 def test_cross_entropy_label_gradient_reaches_a_teacher(n, c, data, check):
     """Labels computed by a teacher (softmax of its logits u): v2 moves u too; detach() stops it (v1)."""

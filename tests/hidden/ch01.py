@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.hidden import Exercise
+from course.hidden import Exercise, multiple_choice
 
 # --------------------------------------------------------------------------------------------
 # helpers (grader process only)
@@ -189,7 +189,10 @@ def _mlp_call(ns, inp):
     if not isinstance(out, dict):
         raise TypeError(f"mlp_backward_mse must return a dict with keys W1, b1, W2, b2, W3, b3, "
                         f"got a {type(out).__name__}")
-    return {str(k): np.asarray(v) for k, v in out.items()}
+    result = {str(k): np.asarray(v) for k, v in out.items()}
+    # the caller's weights as they are after the call: the grader compares them with the inputs
+    result.update({f"{k}_after": args[k] for k in ("W1", "b1", "W2", "b2", "W3", "b3")})
+    return result
 
 
 def _mlp_reference(inp, *, fprime="tanh", out_scale=1.0, sign=1.0, transpose=False,
@@ -234,7 +237,14 @@ def _mlp_reference(inp, *, fprime="tanh", out_scale=1.0, sign=1.0, transpose=Fal
 
 
 def _mlp_expected(inp):
-    return _mlp_reference(inp)
+    # the weights must come back unchanged (checked first: an in-place update is the "pointers" idea)
+    return {f"{k}_after": inp[k] for k in _KEYS} | _mlp_reference(inp)
+
+
+_MLP_EXACT = {f"{k}_after": (f"mlp_backward_mse changed its argument {k} in place: a backward pass reads "
+                             "the weights the forward pass used and updates nothing (the update, if "
+                             "any, comes after every gradient is known)")
+              for k in _KEYS}
 
 
 def _mlp_square_only(inp):
@@ -258,32 +268,17 @@ def _mlp_torch_mse(inp):
 
 
 # --------------------------------------------------------------------------------------------
-# ch01.hidden_error_meaning: a multiple choice
+# ch01.hidden_error_meaning: a multiple choice (course.hidden.multiple_choice: the messages never
+# name the right letter)
 
-
-def _mc_call(ns, inp):
-    return {"answer": str(ns["ANSWER_HIDDEN_ERROR"]).strip().lower()}
-
-
-def _mc_expected(inp):
-    return {"answer": "b"}
-
-
-def _mc_check(inp, got, want):
-    ans = str(got.get("answer", "")).strip().lower().strip("()'\". ")
-    if ans == "b":
-        return None
-    why = {
-        "a": "a hidden layer has no cost of its own and no desired response: its delta is a "
-             "derivative of the network's one cost E",
-        "c": "the output error is not copied unchanged: it is carried back through the transposed "
-             "weights and multiplied by f'(z) at each layer",
-        "d": "the backward pass needs only values saved from the forward pass; no in-place "
-             "pointer updates are involved",
-    }
-    if ans in why:
-        return f"answered {ans!r}, which is not right: {why[ans]}"
-    return f"expected one of the letters a, b, c, d, got {got.get('answer')!r}"
+_MC_WRONG = {
+    "a": "a hidden layer has no cost of its own and no desired response: its delta is a "
+         "derivative of the network's one cost E",
+    "c": "the output error is not copied unchanged: it is carried back through the transposed "
+         "weights and multiplied by f'(z) at each layer",
+    "d": "the backward pass needs only values saved from the forward pass; no in-place "
+         "pointer updates are involved (section 3 measures what an early update does)",
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,7 +317,7 @@ EXERCISES = [
     Exercise(
         id="ch01.mlp_backward_mse", points=4, needs=("mlp_backward_mse",),
         inputs=_mlp_inputs, call=_mlp_call, expected=_mlp_expected, rtol=1e-6, atol=1e-8,
-        batch_key="X",
+        batch_key="X", exact=_MLP_EXACT,
         mistakes={
             "tanh's derivative evaluated at the pre-activation as if it were the output "
             "(1 - Z**2 instead of 1 - A**2 = 1 - tanh(Z)**2)": lambda inp: _mlp_reference(inp, fprime="at_z"),
@@ -337,8 +332,5 @@ EXERCISES = [
             "mean over examples of 1/2 ||d - y||^2": _mlp_torch_mse,
         },
     ),
-    Exercise(
-        id="ch01.hidden_error_meaning", points=1, needs=("ANSWER_HIDDEN_ERROR",),
-        call=_mc_call, expected=_mc_expected, check=_mc_check,
-    ),
+    multiple_choice("ch01.hidden_error_meaning", 1, "ANSWER_HIDDEN_ERROR", "b", "abcd", wrong=_MC_WRONG),
 ]

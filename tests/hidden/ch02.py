@@ -109,8 +109,8 @@ def _jac_log_softmax(inp):
 
 _JAC_MISTAKES = {
     "only the diagonal o_j (1 - o_j): the off-diagonal terms -o_j o_k are missing": _jac_diagonal_only,
-    "-o_j o_k everywhere: the delta_jk o_j term on the diagonal is missing": _jac_no_diagonal,
-    "delta_jk - o_k, which is the Jacobian of log-softmax (the factor o_j is missing)": _jac_log_softmax,
+    "-o_j o_k everywhere: the [j == k] o_j term on the diagonal is missing": _jac_no_diagonal,
+    "[j == k] - o_k, which is the Jacobian of log-softmax (the factor o_j is missing)": _jac_log_softmax,
 }
 
 
@@ -231,39 +231,99 @@ _LS_MISTAKES = {
 }
 
 
-# --- ch02.underflow_gap ------------------------------------------------------------------------
-def _gap_threshold() -> float:
-    """d* such that exp(-d) rounds to 0 in float64 from d* on: -ln(smallest subnormal / 2)."""
-    return math.log(2.0) - math.log(float(np.finfo(np.float64).smallest_subnormal))
+# --- ch02.breaking_scales -----------------------------------------------------------------------
+# The shifted exp-normalise-log loss of z = s * u, target y, fails (section 3.5) when
+#   loss: o_y underflows to 0, i.e. the gap s * (max u - u_y) reaches d* = ln 2 - ln(smallest subnormal);
+#   gradient: 1/o_y overflows (the gap s * (max u - u_y) reaches ln(largest float)), or some o_k is 0
+#   (the gap s * (max u - min u) reaches d*: 0/0 in log's backward), whichever comes first.
+# The inputs keep a clear margin between the largest logit and the others, so that the sum of the
+# shifted exponentials is 1 to within far less than the tolerance at the failing scale.
+def _thresholds(dtype) -> tuple[float, float]:
+    fi = np.finfo(np.dtype(dtype))
+    return math.log(float(fi.max)), math.log(2.0) - math.log(float(fi.smallest_subnormal))
 
 
-def _gap_call(ns, inp):
-    return {"answer": ns["UNDERFLOW_GAP_F64"]}
+def _direction(rng, n: int) -> np.ndarray:
+    """n logit directions in [-1, 1] with the largest at least 0.3 above the second largest."""
+    u = rng.uniform(-1.0, 0.6, size=n)
+    u[rng.integers(0, n)] = 1.0
+    return u
 
 
-def _gap_expected(inp):
-    return {"answer": round(_gap_threshold(), 2)}
+def _break_inputs(rng):
+    cases = []
+    for dtype in ("float32", "float64"):
+        u = _direction(rng, 6)
+        order = np.argsort(u)
+        cases += [{"u": u, "y": int(order[0]), "dtype": dtype},     # the lowest logit: confidently wrong
+                  {"u": u, "y": int(order[-1]), "dtype": dtype},    # the highest: confidently right
+                  {"u": u, "y": int(order[2]), "dtype": dtype}]     # one in between
+    u = _direction(rng, 3) * 3.0                                      # another scale of u, three classes
+    cases.append({"u": u, "y": int(np.argsort(u)[1]), "dtype": "float32"})
+    u = _direction(rng, 4) * 0.3                                      # all gaps below 1
+    cases.append({"u": u, "y": int(np.argmin(u)), "dtype": "float32"})
+    u = _direction(rng, 10)
+    u[rng.integers(0, 10)] = u.min()                                  # a tie at the lowest logit
+    cases.append({"u": u, "y": int(np.argmin(u)), "dtype": "float64"})
+    return cases
 
 
-def _gap_check(inp, got, want):
-    v = got.get("answer")
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise InvalidOutput(f"UNDERFLOW_GAP_F64 should be a number, got {v!r}")
-    d = float(v)
-    target = _gap_threshold()
-    if abs(d - target) <= 1.0:
-        return None
-    if abs(d - math.log(float(np.finfo(np.float64).max))) <= 1.0:
-        return (f"{d:g} is where exp(x) overflows (ln of the largest float64); the question is where "
-                "exp(-d) underflows to 0")
-    if abs(d - (-math.log(float(np.finfo(np.float64).tiny)))) <= 1.0:
-        return (f"{d:g} is -ln of the smallest *normal* float64; subnormal numbers reach further "
-                "before exp(-d) becomes exactly 0")
-    if abs(d - (math.log(2.0) - math.log(float(np.finfo(np.float32).smallest_subnormal)))) <= 1.5:
-        return f"{d:g} is the float32 threshold; the question asks about float64"
-    if d < 0:
-        return f"the gap d is positive (the target's logit is d below the other), got {d:g}"
-    return f"{d:g} is not it: at that gap the loss is {'already infinite' if d > target else 'still finite'}"
+def _break_call(ns, inp):
+    import numpy as np
+    dtype = {"float32": np.float32, "float64": np.float64}[inp["dtype"]]
+    out = ns["breaking_scales"](np.array(inp["u"]), int(inp["y"]), dtype)
+    if not isinstance(out, dict):
+        raise TypeError(f'breaking_scales must return a dict with keys "loss" and "grad", got a {type(out).__name__}')
+    return {"loss": np.asarray(out["loss"], dtype=np.float64), "grad": np.asarray(out["grad"], dtype=np.float64)}
+
+
+def _break_formula(inp, ln_max=None, d_star=None, overflow=True, zero=True, loss_gap="target",
+                   as_gap=False, dtype=None):
+    lm, ds = _thresholds(dtype or inp["dtype"])
+    lm = lm if ln_max is None else ln_max
+    ds = ds if d_star is None else d_star
+    u = np.asarray(inp["u"], dtype=np.float64)
+    gap_y = float(u.max() - u[inp["y"]])
+    spread = float(u.max() - u.min())
+    gap_loss = gap_y if loss_gap == "target" else spread
+
+    def scale(threshold, gap):
+        if as_gap:
+            return threshold if gap > 0 else math.inf
+        return threshold / gap if gap > 0 else math.inf
+    s_loss = scale(ds, gap_loss)
+    s_grad = min(scale(lm, gap_y) if overflow else math.inf, scale(ds, spread) if zero else math.inf)
+    return {"loss": np.float64(s_loss), "grad": np.float64(s_grad)}
+
+
+def _break_expected(inp):
+    return _break_formula(inp)
+
+
+_BREAK_MISTAKES = {
+    "the two thresholds swapped: the loss turns infinite when o_y underflows to 0 (d*), the "
+    "gradient first when 1/o_y overflows (ln of the largest float)":
+        lambda inp: _break_formula(inp, ln_max=_thresholds(inp["dtype"])[1], d_star=_thresholds(inp["dtype"])[0]),
+    "d* = -ln(smallest subnormal) without the ln 2: exp(-d) rounds to 0 already from half the "
+    "smallest subnormal on":
+        lambda inp: _break_formula(inp, d_star=_thresholds(inp["dtype"])[1] - math.log(2.0)),
+    "-ln of the smallest normal float: subnormal numbers reach further before exp(-d) is 0":
+        lambda inp: _break_formula(inp, d_star=-math.log(float(np.finfo(np.dtype(inp["dtype"])).tiny))),
+    "the thresholds of the other format (use np.finfo of the dtype you are given)":
+        lambda inp: _break_formula(inp, dtype="float64" if inp["dtype"] == "float32" else "float32"),
+    "a gradient that fails only when 1/o_y overflows: it also fails once any o_k underflows to 0 "
+    "(0/0 in log's backward), even for the class with the largest logit":
+        lambda inp: _break_formula(inp, zero=False),
+    "a gradient that fails only when some o_k underflows to 0: 1/o_y overflows first when the "
+    "target's logit is the lowest":
+        lambda inp: _break_formula(inp, overflow=False),
+    "the loss's gap taken from the lowest logit: it is the target's probability that must "
+    "underflow, so the gap is max(u) - u[y]":
+        lambda inp: _break_formula(inp, loss_gap="spread"),
+    "the gaps themselves, not the scales: the logits are s * u, so the scale is the threshold "
+    "divided by the gap in u":
+        lambda inp: _break_formula(inp, as_gap=True),
+}
 
 
 EXERCISES = [
@@ -276,6 +336,7 @@ EXERCISES = [
     Exercise(id="ch02.log_softmax", points=2, needs=("log_softmax",),
              inputs=_ls_inputs, call=_ls_call, expected=_ls_expected,
              mistakes=_LS_MISTAKES, check=_comparer("logp", "z", _LS_MISTAKES, keep_dtype=True)),
-    Exercise(id="ch02.underflow_gap", points=1, needs=("UNDERFLOW_GAP_F64",),
-             call=_gap_call, expected=_gap_expected, check=_gap_check),
+    Exercise(id="ch02.breaking_scales", points=2, needs=("breaking_scales",),
+             inputs=_break_inputs, call=_break_call, expected=_break_expected, rtol=1e-6, atol=0.0,
+             mistakes=_BREAK_MISTAKES),
 ]

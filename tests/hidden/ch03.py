@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from course.hidden import Exercise
+from course.hidden import Exercise, multiple_choice
 
 # --------------------------------------------------------------------------------------------
 # reference formulas (grader process only)
@@ -45,6 +45,8 @@ def _ce_inputs(rng: np.random.Generator) -> list[dict]:
     z = rng.normal(size=(4, 5)) * 400.0
     cases.append({"z": z, "t": _dirichlet(rng, 4, 5)})
     cases.append({"z": rng.normal(size=(3, 4)) * 300.0 + 1000.0, "t": np.eye(4)[[0, 3, 1]]})
+    # rows far apart: one maximum for the whole batch instead of one per row underflows to log(0)
+    cases.append({"z": rng.normal(size=(3, 4)) + np.array([[0.0], [1000.0], [-1000.0]]), "t": _dirichlet(rng, 3, 4)})
     # label rows that do not sum to one (a label that the label gradient has moved off the simplex)
     n, c = 5, 4
     t = rng.uniform(0.0, 1.0, size=(n, c)) * rng.uniform(0.3, 2.5, size=(n, 1))
@@ -109,6 +111,9 @@ def _tg_inputs(rng: np.random.Generator) -> list[dict]:
     # large student logits (log o must be computed stably) and large teacher logits
     cases.append({"u": rng.normal(size=(4, 3)) * 3.0, "z": rng.normal(size=(4, 3)) * 500.0})
     cases.append({"u": rng.normal(size=(5, 4)) * 300.0 + 800.0, "z": rng.normal(size=(5, 4))})
+    # rows far apart, in the student's logits and in the teacher's: a maximum per row, not per batch
+    offsets = np.array([[0.0], [1000.0], [-1000.0]])
+    cases.append({"u": rng.normal(size=(3, 4)) + offsets, "z": rng.normal(size=(3, 4)) - offsets})
     return cases
 
 
@@ -213,30 +218,8 @@ def _sg_mistake_zeros(inp):
 
 
 # --------------------------------------------------------------------------------------------
-# conceptual questions (multiple choice)
-
-
-def _choice_call_one_hot(ns, inp):
-    return {"answer": ns["ANSWER_ONE_HOT_V2"]}
-
-
-def _choice_call_labels(ns, inp):
-    return {"answer": ns["ANSWER_LABELS_BECOME"]}
-
-
-def _choice_check(right: str, hints: dict[str, str], valid: str):
-    def check(inp, got, want):
-        a = got.get("answer")
-        if not isinstance(a, str):
-            return f"the answer must be one of the letters {valid} as a string, got {a!r}"
-        a = a.strip().strip("\"'()").lower()
-        if a == right:
-            return None
-        if a not in [v.strip() for v in valid.split(",")]:
-            return f"the answer must be one of the letters {valid}, got {got.get('answer')!r}"
-        return hints.get(a, "not this one: look at the experiment's measurement again")
-    return check
-
+# conceptual questions (multiple choice): course.hidden.multiple_choice, whose messages never name
+# the right letter and accept the same forms as the visible check (" (B) " is "b")
 
 _ONE_HOT_HINTS = {
     "a": ("not all weights: the logits' gradient o - t does not depend on whether the labels "
@@ -254,14 +237,10 @@ _LABELS_HINTS = {
 }
 
 
-def _dummy_expected(inp):
-    return {"answer": "graded by check"}
-
-
 EXERCISES = [
     Exercise(id="ch03.ce_and_label_grad", points=3, needs=("ce_and_label_grad",),
              inputs=_ce_inputs, call=_ce_call, expected=_ce_expected, rtol=1e-6, atol=1e-9,
-             batch_key="z",
+             batch_key="z", dtype="float64",
              mistakes={
                  "-t/o, the derivative with respect to the softmax output o, not the label t":
                      _ce_mistake_t_over_o,
@@ -275,7 +254,7 @@ EXERCISES = [
              }),
     Exercise(id="ch03.teacher_logit_grad", points=3, needs=("teacher_logit_grad",),
              inputs=_tg_inputs, call=_tg_call, expected=_tg_expected, rtol=1e-6, atol=1e-9,
-             batch_key="u",
+             batch_key="u", dtype="float64",
              mistakes={
                  "t*(-log o)/N: the softmax Jacobian's second term, -t*E_i, is missing": _tg_mistake_no_e,
                  "-log(o)/N: the label gradient without the chain rule through t = softmax(u)":
@@ -294,10 +273,6 @@ EXERCISES = [
                  "returning zeros: stop_gradient keeps the values, it only stops the gradient":
                      _sg_mistake_zeros,
              }),
-    Exercise(id="ch03.one_hot_v2", points=1, needs=("ANSWER_ONE_HOT_V2",),
-             call=_choice_call_one_hot, expected=_dummy_expected,
-             check=_choice_check("c", _ONE_HOT_HINTS, "a, b, c")),
-    Exercise(id="ch03.labels_become", points=1, needs=("ANSWER_LABELS_BECOME",),
-             call=_choice_call_labels, expected=_dummy_expected,
-             check=_choice_check("c", _LABELS_HINTS, "a, b, c, d")),
+    multiple_choice("ch03.one_hot_v2", 1, "ANSWER_ONE_HOT_V2", "c", "abc", wrong=_ONE_HOT_HINTS),
+    multiple_choice("ch03.labels_become", 1, "ANSWER_LABELS_BECOME", "c", "abcd", wrong=_LABELS_HINTS),
 ]

@@ -188,6 +188,9 @@ def _init_check(inp, got, want) -> str | None:
         return f"wrong shape: expected {shape}, got {W.shape}"
     if W.dtype.kind != "f":
         return f"expected floating-point weights, got dtype {W.dtype}"
+    if W.dtype != np.float64:
+        return (f"your weights have dtype {W.dtype} where the docstring asks for float64 "
+                "(rng.normal returns float64 unless you convert it)")
     if not np.all(np.isfinite(W)):
         return "some weights are NaN or inf"
     if not np.array_equal(np.asarray(got["same_seed"]), W):
@@ -281,7 +284,11 @@ def _col_c_summed(inp):
 
 
 # --------------------------------------------------------------------------------------------
-# ch04.distinct_rows: (distinct rows of W1, distinct rows of W2) after the nudge
+# ch04.distinct_rows: (distinct rows of W1, distinct rows of W2) after 100 SGD steps from the
+# constant start with W2[5, 0] = 0.6. The nudge breaks (R) for unit 5 of layer 2 (its incoming row)
+# and (C) for unit 0 of layer 1 (its outgoing column): unit 5 of layer 2 gets its own activation and
+# delta, unit 0 of layer 1 its own delta (sum_j W2[j, 0] delta2_j differs from the other columns'
+# sums), so each layer has two kinds of unit: (2, 2).
 
 
 def _rows_call(ns, inp):
@@ -290,12 +297,12 @@ def _rows_call(ns, inp):
 
 
 def _rows_expected(inp):
-    return {"answer": np.array([2, 1])}
+    return {"answer": np.array([2, 2])}
 
 
 EXERCISES = [
     Exercise(id="ch04.duplicated_units", points=2, needs=("duplicated_units",),
-             inputs=_dup_inputs, call=_dup_call, expected=_dup_expected, rtol=0.0, atol=0.0,
+             inputs=_dup_inputs, call=_dup_call, expected=_dup_expected, rtol=0.0, atol=0.0, dtype="int64",
              mistakes={
                  "comparing columns (inputs) instead of rows (units): nn.Linear.weight has one row per unit": _dup_columns,
                  "a strict < tol where <= tol was asked (with tol = 0 no duplicate is ever found)": _dup_strict,
@@ -309,7 +316,7 @@ EXERCISES = [
     Exercise(id="ch04.init_weights", points=2, needs=("init_weights",),
              inputs=_init_inputs, call=_init_call, expected=_init_expected, check=_init_check),
     Exercise(id="ch04.collapse_to_one_unit", points=2, needs=("collapse_to_one_unit",),
-             inputs=_col_inputs, call=_col_call, expected=_col_expected, rtol=1e-9, atol=1e-9,
+             inputs=_col_inputs, call=_col_call, expected=_col_expected, rtol=1e-9, atol=1e-9, dtype="float64",
              mistakes={
                  "a missing factor H: the one unit's outgoing weight is the sum of the H equal weights, not one of them": _col_no_factor,
                  "summed incoming weights: the one unit's incoming weights are one row of W1, not their sum": _col_w_summed,
@@ -319,9 +326,11 @@ EXERCISES = [
     Exercise(id="ch04.distinct_rows", points=1, needs=("DISTINCT_ROWS",),
              call=_rows_call, expected=_rows_expected, rtol=0.0, atol=0.0,
              mistakes={
-                 "the network still being fully symmetric: the nudge makes unit 5 of layer 1 differ from the others, for good": lambda inp: {"answer": np.array([1, 1])},
-                 "the nudge spreading into W2's rows: layer 2's units still share equal incoming rows and equal deltas (only W2's column 5 differs)": lambda inp: {"answer": np.array([2, 2])},
-                 "every unit becoming different: the 31 un-nudged units of layer 1 stay copies of each other": lambda inp: {"answer": np.array([32, 1])},
-                 "every unit of both layers becoming different": lambda inp: {"answer": np.array([32, 32])},
+                 "the network still being fully symmetric: the nudge makes unit 5 of layer 2 differ from the other units, for good": lambda inp: {"answer": np.array([1, 1])},
+                 "layer 1 staying symmetric: W2[5, 0] is also an outgoing weight of unit 0 of layer 1, so that unit's delta differs from the others' once layer 2's deltas do": lambda inp: {"answer": np.array([1, 2])},
+                 "the nudge in layer 1 only: W2[5, 0] is an incoming weight of unit 5 of layer 2, whose row differs from the start": lambda inp: {"answer": np.array([2, 1])},
+                 "every unit becoming different: the un-nudged units stay copies of each other (31 in each layer)": lambda inp: {"answer": np.array([32, 32])},
+                 "every unit of layer 1 becoming different: only unit 0 feeds the nudged weight; the other 31 stay copies": lambda inp: {"answer": np.array([32, 2])},
+                 "every unit of layer 2 becoming different: its units other than 5 keep equal rows and equal deltas": lambda inp: {"answer": np.array([2, 32])},
              }),
 ]
