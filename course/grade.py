@@ -310,10 +310,15 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
         return res("not_attempted", f"{', '.join(f'`{n}`' for n in none)} is still None: not "
                    "attempted yet")
     results = _bounded_list(r.get("cases"), len(cases))
-    for i, c in enumerate(results):
-        if not isinstance(c, dict) or i >= len(cases):
+    # case by case, in order: the first case that goes wrong, whether it raised or returned a
+    # wrong value, is the one reported (a named mistake on case 1 is not hidden by a crash on 3)
+    for i, inp in enumerate(cases):
+        label = f"case {i + 1} of {len(cases)}" + (f" ({describe_inputs(inp)})" if inp else "")
+        if i >= len(results):
+            return res("invalid_output", "the result is incomplete")
+        c = results[i]
+        if not isinstance(c, dict):
             return res("invalid_output", "unreadable result")
-        label = f"case {i + 1} of {len(cases)}" + (f" ({describe_inputs(cases[i])})" if cases[i] else "")
         status = c.get("status")
         if status == "exception":
             if c.get("not_implemented"):
@@ -334,10 +339,6 @@ def judge(ex: Exercise, sub: Submission, cases: list[dict[str, Any]], run: RunRe
             return res("invalid_output", f"{c.get('message', 'invalid result')} on {label}")
         if status != "ok":
             return res("invalid_output", "unreadable result")
-    if len(results) < len(cases):
-        return res("invalid_output", "the result is incomplete")
-    for i, (c, inp) in enumerate(zip(results, cases)):
-        label = f"case {i + 1} of {len(cases)}" + (f" ({describe_inputs(inp)})" if inp else "")
         try:
             got = decode_outputs(c.get("outputs", {}), run.arrays)
             want = ex.expected(inp)

@@ -195,3 +195,17 @@ def test_a_list_of_arrays_reaches_the_call_as_a_list_of_arrays(tmp_path: Path) -
     assert run.result["cases"][0]["outputs"]["n"] == {"json": 2}
     (shapes,) = run.arrays.values()
     assert shapes.tolist() == [[2, 2], [2, 3]]
+
+
+def test_the_first_case_that_goes_wrong_is_reported_even_if_a_later_one_raises(tmp_path: Path) -> None:
+    """A named mistake on case 1 is not hidden by an exception on case 2."""
+    from sandbox_helpers import submission
+
+    nb = submission(tmp_path / "s.ipynb", mean_squared_error=(
+        "def mean_squared_error(pred, target):\n"
+        "    if pred.shape[0] == 1:\n        raise ValueError('one row')\n"
+        "    return ((pred - target) ** 2).mean()\n"))
+    (r,), _, _ = grade_paths([nb], HIDDEN, jobs=1)
+    e = next(e for e in r.exercises if e.id == "ch99.mean_squared_error")
+    assert e.status == "failed" and e.message.startswith("case 1 of 3"), e.message
+    assert "the mean over every entry instead of the sum over features" in e.message
