@@ -400,16 +400,21 @@ def learner(job, npz_bytes, box, status_w, ready_r, ready_w):
     it says so on the ready pipe, so that what it does afterwards (exit code 97 included) can
     never pass for a failure of the sandbox."""
     try:
-        os.close(status_w)
-        os.close(ready_r)
-        ready_w = os.dup2(ready_w, 5)
+        import fcntl
+
+        # the result file, the arrays file and the ready pipe go to fds 3, 4 and 5; their numbers
+        # in this process are whatever the grader's were, so first move all three above any fd
+        # they will land on (a ready pipe that had taken the result file's number once made the
+        # result go into the pipe: ftruncate failed with EINVAL, and a right answer "crashed")
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 100)
+                for fd in (box["result_fd"], box["outputs_fd"], ready_w)]
         devnull = os.open("/dev/null", os.O_RDWR)
         os.dup2(devnull, 0)
         os.dup2(devnull, 1)
-        r, o = os.dup(box["result_fd"]), os.dup(box["outputs_fd"])
-        os.dup2(r, 3)
-        os.dup2(o, 4)
-        os.closerange(6, 1 << 16)
+        for target, fd in zip((3, 4, 5), high):
+            os.dup2(fd, target)
+        ready_w = 5
+        os.closerange(6, 1 << 16)           # status_w, ready_r and the originals go too
         os.chdir(box["workdir"])
         set_limits(box["limits"])
         if box["uid"] is not None:

@@ -80,3 +80,30 @@ def test_same_user_mode_still_grades(monkeypatch: pytest.MonkeyPatch) -> None:
     (r,), bad, mode = grade_paths([FIXTURES / "solutions" / "99_fixture.ipynb"],
                                   FIXTURES / "hidden", jobs=2)
     assert mode == sb.MODE_SAME_USER and r.score == r.max_score == 7 and bad == []
+
+
+def test_the_result_reaches_the_grader_whatever_numbers_its_descriptors_have() -> None:
+    """The harness moves the result file, the arrays file and its ready pipe to fds 3, 4 and 5.
+    In a fresh grader process the result file is fd 5 (after stdin, stdout, stderr, the job and
+    the stderr file), which once made the ready pipe take its place: the result went into the
+    pipe, ftruncate failed with EINVAL, and a right answer was reported as crashed. Under
+    load, with threads opening files, that numbering happened now and then; here it always does."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np\n"
+        "import course.sandbox as sb\n"
+        "from course.grade import encode_cases\n"
+        "specs, arrays = encode_cases([{'x': np.arange(3.0)}])\n"
+        "job = {'code': [], 'needs': [], 'cases': specs, 'max_output_bytes': 2**20,\n"
+        "       'call_source': 'def call(ns, inp):\\n    return {\"y\": inp[\"x\"] * 2}\\n',\n"
+        "       'call_name': 'call'}\n"
+        "box = {'mode': 'plain', 'uid': None, 'keep_read_cap': False, 'seccomp': True, 'timeout': 20,\n"
+        "       'root': '', 'binds': [], 'workdir': '/tmp',\n"
+        "       'limits': {'cpu': 30, 'as': 2**32, 'fsize': 2**26, 'nproc': 0}}\n"
+        "status, err, raw, npz, problem = sb._launch(job, arrays, box, backstop=60)\n"
+        "print(status.get('status'), status.get('code'), raw is not None, repr(problem), err[-300:])\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("exited 0 True ''"), r.stdout
