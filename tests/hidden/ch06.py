@@ -263,7 +263,8 @@ EXERCISES = [
             "it must be multiplied by B for the sum (Goyal et al.'s Remark 1)": _conv_wd_kept,
             "the clipping threshold left unchanged: the sum's gradient norm is B times the mean's": _conv_clip_kept,
             "the learning rate converted the wrong way (the sum's gradient is B times larger, so its "
-            "learning rate is B times smaller)": _conv_lr_wrong_way,
+            "learning rate is B times smaller; `to` is the convention you train with: to='sum' means "
+            "the recipe was tuned for the mean, to='mean' that it was tuned for the sum)": _conv_lr_wrong_way,
             "every setting divided by B like the learning rate (weight decay and max_norm scale the other "
             "way)": _conv_all_like_lr,
             "the weight decay converted like the learning rate": _conv_wd_like_lr,

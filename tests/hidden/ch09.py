@@ -193,10 +193,10 @@ def _ci_call(ns, inp):
         raise TypeError("centre_inputs must return a pair (X_train_centred, X_test_centred), got "
                         + (f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list))
                            else f"a {type(out).__name__}"))
-    changed = [name for name, a, b in (("X_train", X_train, inp["X_train"]), ("X_test", X_test, inp["X_test"]))
-               if a.shape != b.shape or not np.array_equal(a, b)]
-    return {"train": np.asarray(out[0]), "test": np.asarray(out[1]),
-            "unchanged": "yes" if not changed else " and ".join(changed) + " modified in place"}
+    # the arguments as the learner's function left them: the grader compares them with the
+    # inputs itself (a verdict computed here could be forged by the code under test)
+    return {"train": np.asarray(out[0]), "test": np.asarray(out[1]), "X_train_after": X_train,
+            "X_test_after": X_test}
 
 
 def _ci_ref(inp, m_train=None, m_test=None, scale=None):
@@ -205,11 +205,11 @@ def _ci_ref(inp, m_train=None, m_test=None, scale=None):
     m_train = tr.mean(axis=0) if m_train is None else m_train
     m_test = m_train if m_test is None else m_test
     s = 1.0 if scale is None else scale
-    return {"train": (tr - m_train) / s, "test": (te - m_test) / s, "unchanged": "yes"}
+    return {"train": (tr - m_train) / s, "test": (te - m_test) / s}
 
 
 def _ci_expected(inp):
-    return _ci_ref(inp)
+    return {**_ci_ref(inp), "X_train_after": inp["X_train"], "X_test_after": inp["X_test"]}
 
 
 def _ci_test_own_mean(inp):
@@ -355,6 +355,10 @@ EXERCISES = [
         id="ch09.centre_inputs", points=2, needs=("centre_inputs",),
         inputs=_ci_inputs, call=_ci_call, expected=_ci_expected, rtol=1e-7, atol=1e-7,
         dtype="float64",
+        exact={"X_train_after": "centre_inputs modified X_train in place: compute new arrays "
+                                "(X_train - m) instead of subtracting into the argument",
+               "X_test_after": "centre_inputs modified X_test in place: compute new arrays "
+                               "(X_test - m) instead of subtracting into the argument"},
         mistakes={
             "the test set centred with its own mean (it must use the training set's statistics)":
                 _ci_test_own_mean,
