@@ -3,15 +3,16 @@
 Every reference answer is computed here in plain numpy from the chapter's formulas, independently
 of nnlib and of the learner's code: the derivatives from exp(-|x|) (stable for every x), the
 gradient norms from a backward pass written out below, the reparameterised sigmoid network by
-running it (any sigmoid network that computes the tanh network's function passes), and the binary
-cross-entropy from softplus. Layouts are those of the exercises' docstrings: one example per row,
+running it here, in the grader, on the learner's returned weights (any sigmoid network that computes
+the tanh network's function passes; the tanh network's own arrays must come back unchanged), and
+the binary cross-entropy from softplus. Layouts are those of the exercises' docstrings: one example per row,
 weights (out, in) as nn.Linear.weight.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from course.hidden import Exercise, multiple_choice
+from course.hidden import Exercise, InvalidOutput, diagnose_value, multiple_choice
 
 # --------------------------------------------------------------------------------------------
 # helpers (grader process only)
@@ -58,6 +59,9 @@ def _ad_inputs(rng: np.random.Generator) -> list[dict]:
         {"x": rng.normal(size=7) * 2.0},
         {"x": rng.normal(size=(3, 4)) * 3.0},                                 # another shape
         {"x": np.array([0.0, 1e-8, -1e-8, 0.5, -0.5])},                        # at the centre
+        {"x": np.array([8.0, -8.0, 12.0, -12.0, 15.0, -15.0])},                # small derivatives, still
+                                                                               # above atol: a numerical
+                                                                               # derivative fails here
         {"x": np.concatenate([rng.uniform(20, 40, 3), -rng.uniform(20, 40, 3),
                               [1e3, -1e3, 1e4, -1e4, 710.0, -710.0]])},        # large: no overflow
         {"x": (rng.normal(size=6) * 4.0).astype(np.float32)},                  # float32 in, float64 out
@@ -94,6 +98,11 @@ def _ad_sigmoid_tanh_form(inp):
 def _ad_sigmoid_no_inner(inp):
     x = _x64(inp)
     return {"sigmoid": 0.5 * _tanh_prime(0.5 * x)}
+
+
+def _ad_sigmoid_unhalved(inp):
+    x = _x64(inp)
+    return {"sigmoid": 0.25 * _tanh_prime(x)}        # s = (1 + tanh x)/2, then s (1 - s)
 
 
 def _ad_sigmoid_plus(inp):
@@ -220,6 +229,10 @@ def _ln_squared(inp):
     return {"norms": _norms(_ln_backward(inp)[1]) ** 2}
 
 
+def _ln_spectral(inp):
+    return {"norms": np.array([np.linalg.norm(g, 2) for g in _ln_backward(inp)[1]])}
+
+
 def _ln_delta_norms(inp):
     return {"norms": _norms(_ln_backward(inp)[0])}
 
@@ -263,11 +276,14 @@ def _ts_inputs(rng: np.random.Generator) -> list[dict]:
 
 
 def _ts_call(ns, inp):
+    """Runs in the sandbox: only the learner's parameters come back (and the arrays the learner was
+    given, as they are after the call); the sigmoid network is run in the grader (_ts_check), never
+    here, where learner code could have patched numpy."""
     import numpy as np
     L = inp["L"]
-    weights0 = [inp[f"W{l}"] for l in range(L)]
-    biases0 = [inp[f"b{l}"] for l in range(L)]
-    out = ns["tanh_to_sigmoid"]([W.copy() for W in weights0], [b.copy() for b in biases0])
+    weights = [np.array(inp[f"W{l}"], copy=True) for l in range(L)]
+    biases = [np.array(inp[f"b{l}"], copy=True) for l in range(L)]
+    out = ns["tanh_to_sigmoid"](list(weights), list(biases))
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise TypeError("tanh_to_sigmoid must return a pair (weights, biases) of lists, got "
                         + (f"a {type(out).__name__} of length {len(out)}" if isinstance(out, (tuple, list))
@@ -276,15 +292,11 @@ def _ts_call(ns, inp):
     if len(Ws) != L or len(bs) != L:
         raise ValueError(f"tanh_to_sigmoid returned {len(Ws)} weights and {len(bs)} biases for a "
                          f"network of {L} layers")
-    h = np.asarray(inp["X"], dtype=np.float64)
-    for l, (W, b, W0, b0) in enumerate(zip(Ws, bs, weights0, biases0)):
-        W, b = np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64)
-        if W.shape != W0.shape or b.shape != b0.shape:
-            raise ValueError(f"layer {l}: returned weight {W.shape} and bias {b.shape}, expected "
-                             f"{W0.shape} and {b0.shape} (the shapes of the tanh network's)")
-        a = h @ W.T + b
-        h = 0.5 * (1.0 + np.tanh(0.5 * a)) if l < L - 1 else a     # sigmoid hidden layers
-    return {"z": h}
+    result = {}
+    for l in range(L):
+        result[f"W{l}"], result[f"b{l}"] = np.asarray(Ws[l]), np.asarray(bs[l])
+        result[f"W{l}_given"], result[f"b{l}_given"] = weights[l], biases[l]
+    return result
 
 
 def _tanh_forward(weights, biases, X):
@@ -305,6 +317,38 @@ def _sigmoid_forward(weights, biases, X):
 
 def _ts_expected(inp):
     return {"z": _tanh_forward(*_layers(inp), inp["X"])}
+
+
+def _ts_check(inp, got, want):
+    """The learner's sigmoid network, run here on the case's inputs X, must give the tanh network's
+    output; the tanh network's own arrays must come back unchanged."""
+    L = inp["L"]
+    for l in range(L):
+        for name in (f"W{l}", f"b{l}"):
+            if not np.array_equal(np.asarray(got[f"{name}_given"]), inp[name]):
+                return (f"tanh_to_sigmoid changed the tanh network's {name} in place (layer {l}): "
+                        "build new arrays (2.0 * W, b - W.sum(axis=1)) instead of writing into the "
+                        "ones you were given (W *= 2), which the caller still needs")
+    weights, biases = [], []
+    for l in range(L):
+        W, b = np.asarray(got[f"W{l}"]), np.asarray(got[f"b{l}"])
+        if W.dtype.kind not in "biuf" or b.dtype.kind not in "biuf":
+            raise InvalidOutput(f"layer {l}: expected arrays of numbers, got {W.dtype} and {b.dtype}")
+        if W.shape != inp[f"W{l}"].shape or b.shape != inp[f"b{l}"].shape:
+            return (f"layer {l}: returned weight {W.shape} and bias {b.shape}, expected "
+                    f"{inp[f'W{l}'].shape} and {inp[f'b{l}'].shape} (the shapes of the tanh network's)")
+        weights.append(W.astype(np.float64))
+        biases.append(b.astype(np.float64))
+    with np.errstate(all="ignore"):
+        z = _sigmoid_forward(weights, biases, inp["X"])
+    named = {}
+    for name, fn in _TS_MISTAKES.items():
+        try:
+            named[name] = fn(inp)["z"]
+        except Exception:              # a mistake that does not apply to this case
+            continue
+    msg = diagnose_value(z, want["z"], _TS_RTOL, _TS_ATOL, None, named)
+    return None if msg is None else f"the sigmoid network with your weights: {msg}"
 
 
 def _ts_mistake(inp, *, w_in=2.0, w_out=2.0, correct_bias=True, bias_sign=-1.0, first_in=1.0):
@@ -367,6 +411,27 @@ def _ts_single_doubled(inp):
     if inp["L"] != 1:
         raise ValueError("only for a network without hidden layers")
     return {"z": _sigmoid_forward([2.0 * inp["W0"]], [2.0 * inp["b0"]], inp["X"])}
+
+
+_TS_RTOL, _TS_ATOL = 1e-7, 1e-9
+_TS_MISTAKES = {
+    "the tanh network's weights unchanged: with the same weights the sigmoid network computes "
+    "another function": _ts_guard(_ts_unchanged),
+    "a factor 2 on the hidden-to-hidden weights where 4 is needed: 2 because sigma(2a) replaces "
+    "tanh(a), times 2 because h = 2s - 1": _ts_guard(lambda inp: _ts_mistake(inp, w_in=1.0)),
+    "a forgotten bias correction: h = 2s - 1 turns W h + b into 2 W s + (b - W 1)":
+        _ts_guard(lambda inp: _ts_mistake(inp, correct_bias=False)),
+    "the bias correction with the wrong sign (b + W 1 where b - W 1 is needed)":
+        _ts_guard(lambda inp: _ts_mistake(inp, bias_sign=1.0)),
+    "the first layer's weights doubled twice: its input x is not a sigmoid activation, so only "
+    "the factor 2 of sigma(2a) applies": _ts_guard(lambda inp: _ts_mistake(inp, first_in=2.0)),
+    "the output layer scaled like a hidden layer (4 W, 2 (b - W 1)): the output has no "
+    "activation, so only the factor 2 of h = 2s - 1 applies": _ts_guard(_ts_output_doubled),
+    "the only layer of a network without hidden layers doubled: with no tanh to replace, its "
+    "weights stay as they are": _ts_single_doubled,
+    "the inverse map (from a sigmoid network to a tanh network) instead of tanh to sigmoid":
+        _ts_guard(_ts_inverse),
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -452,6 +517,8 @@ EXERCISES = [
             "tanh's form 1 - s**2 applied to the sigmoid (its derivative is s (1 - s))": _ad_sigmoid_tanh_form,
             "sigmoid(x) = (1 + tanh(x/2))/2 differentiated without the inner factor 1/2 of x/2 "
             "(twice the derivative)": _ad_sigmoid_no_inner,
+            "sigmoid(x) written as (1 + tanh(x))/2, without halving x: sigma(x) = (1 + tanh(x/2))/2":
+                _ad_sigmoid_unhalved,
             "s (1 + s) instead of s (1 - s)": _ad_sigmoid_plus,
             "1 - x**2: tanh's derivative is 1 - tanh(x)**2, the square of the output, not of the input":
                 _ad_tanh_at_input,
@@ -473,6 +540,8 @@ EXERCISES = [
             "a forgotten activation derivative in the hidden deltas (delta @ W alone)": _ln_no_derivative,
             "the norms in the reverse order: the first entry must be the input layer's": _ln_reversed,
             "squared norms (the sum of squares without the square root)": _ln_squared,
+            "the spectral norm (np.linalg.norm(g, 2), the largest singular value) instead of the "
+            "Frobenius norm sqrt(sum of squares) (np.linalg.norm(g), or ord='fro')": _ln_spectral,
             "the norms of the deltas dE/da_l instead of the weight gradients dE/dW_l = delta_l^T h_(l-1)":
                 _ln_delta_norms,
             "the bias gradient counted in the norm (only dE/dW_l was asked)": _ln_with_bias,
@@ -482,25 +551,8 @@ EXERCISES = [
     ),
     Exercise(
         id="ch08.tanh_to_sigmoid", points=3, needs=("tanh_to_sigmoid",),
-        inputs=_ts_inputs, call=_ts_call, expected=_ts_expected, rtol=1e-7, atol=1e-9,
-        mistakes={
-            "the tanh network's weights unchanged: with the same weights the sigmoid network computes "
-            "another function": _ts_guard(_ts_unchanged),
-            "a factor 2 on the hidden-to-hidden weights where 4 is needed: 2 because sigma(2a) replaces "
-            "tanh(a), times 2 because h = 2s - 1": _ts_guard(lambda inp: _ts_mistake(inp, w_in=1.0)),
-            "a forgotten bias correction: h = 2s - 1 turns W h + b into 2 W s + (b - W 1)":
-                _ts_guard(lambda inp: _ts_mistake(inp, correct_bias=False)),
-            "the bias correction with the wrong sign (b + W 1 where b - W 1 is needed)":
-                _ts_guard(lambda inp: _ts_mistake(inp, bias_sign=1.0)),
-            "the first layer's weights doubled twice: its input x is not a sigmoid activation, so only "
-            "the factor 2 of sigma(2a) applies": _ts_guard(lambda inp: _ts_mistake(inp, first_in=2.0)),
-            "the output layer scaled like a hidden layer (4 W, 2 (b - W 1)): the output has no "
-            "activation, so only the factor 2 of h = 2s - 1 applies": _ts_guard(_ts_output_doubled),
-            "the only layer of a network without hidden layers doubled: with no tanh to replace, its "
-            "weights stay as they are": _ts_single_doubled,
-            "the inverse map (from a sigmoid network to a tanh network) instead of tanh to sigmoid":
-                _ts_guard(_ts_inverse),
-        },
+        inputs=_ts_inputs, call=_ts_call, expected=_ts_expected, rtol=_TS_RTOL, atol=_TS_ATOL,
+        check=_ts_check, mistakes=_TS_MISTAKES,
     ),
     Exercise(
         id="ch08.bce_with_logits", points=2, needs=("bce_with_logits",),

@@ -225,6 +225,22 @@ def _pt_chain(inp):
     return {"terms": np.array(terms)}
 
 
+def _pt_recursion(inp, how: str):
+    """The recursion T_k <- T_k + J_m T_(k-1) done wrong: "ascending" updates T in place from k = 1
+    up, so T_(k-1) already holds block m when T_k reads it; "elementwise" multiplies entry by entry."""
+    js = inp["jacobians"]
+    n, d = js.shape[0], js.shape[1]
+    terms = np.zeros((n + 1, d, d))
+    terms[0] = np.eye(d)
+    for m in range(n):
+        if how == "ascending":
+            for k in range(1, m + 2):
+                terms[k] = terms[k] + js[m] @ terms[k - 1]
+        else:
+            terms[1:m + 2] = terms[1:m + 2] + js[m] * terms[0:m + 1]
+    return {"terms": terms}
+
+
 # --------------------------------------------------------------------------------------------
 
 EXERCISES = [
@@ -268,6 +284,11 @@ EXERCISES = [
             "(J_0 + ... + J_{n-1})^k / k!, which still includes paths through the same block twice": lambda inp: _pt_powers(inp, divide=True),
             "only the chain of the first k blocks, J_{k-1} ... J_0, for T_k (one path of each "
             "length instead of all C(n, k) of them)": _pt_chain,
+            "the recursion T_k <- T_k + J_m T_(k-1) updated in place from k = 1 upward: T_(k-1) then "
+            "already contains block m, and paths through block m twice creep in (update k from the "
+            "top down, or from a copy)": lambda inp: _pt_recursion(inp, "ascending"),
+            "an entrywise product J * T where the matrix product J @ T is needed":
+                lambda inp: _pt_recursion(inp, "elementwise"),
         },
     ),
     multiple_choice(
