@@ -84,6 +84,18 @@ def test_wrong_submission_gets_the_statuses_it_deserves(graded, path):
 def _cells(path: Path) -> list[dict]:
     return json.loads(path.read_text())["cells"]
 
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_solution_is_committed_executed_in_order(path):
+    """nbval compares the committed outputs, and the book shows them: a solution saved without
+    its outputs would pass the one and empty the other."""
+    counts = [c.get("execution_count") for c in _cells(path) if c["cell_type"] == "code"
+              and "".join(c["source"]).strip()]
+    assert None not in counts, f"{path.name}: {counts.count(None)} code cells were never run; " \
+                               "execute the notebook from a clean kernel and commit it"
+    assert counts == list(range(1, len(counts) + 1)), \
+        f"{path.name}: cells were not run once each, top to bottom, from a fresh kernel: {counts}"
+
+
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
 def test_chapter_follows_the_skeleton(path):
