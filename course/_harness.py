@@ -158,6 +158,11 @@ def build_root(root, binds, uid):
             os.symlink(os.readlink(host), root + host)
         elif os.path.isdir(host):
             binds = [host] + list(binds)
+    # the private scratch folders first: a course installed under /tmp (a clone in /tmp, say) is
+    # then bound on top of its private /tmp instead of being hidden by it
+    for d in ("/tmp", "/var/tmp", "/run/lock"):
+        _mkdirs(root + d)
+        mount("tmpfs", root + d, "tmpfs", MS_NOSUID | MS_NODEV, "size=64m,nr_inodes=16384,mode=1777")
     done = []
     for src in sorted(set(["/usr"] + list(binds)), key=len):
         if not os.path.exists(src) or any(src == d or src.startswith(d.rstrip("/") + "/") for d in done):
@@ -189,7 +194,7 @@ def build_root(root, binds, uid):
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):
         os.symlink(target, f"{root}/dev/{name}")
-    for d in ("/dev/shm", "/tmp", "/var/tmp", "/run/lock", "/dev/mqueue"):
+    for d in ("/dev/shm", "/dev/mqueue"):
         _mkdirs(root + d)
         if d == "/dev/mqueue":
             try:
