@@ -202,3 +202,21 @@ def test_outputs_compares_a_dict_key_by_key() -> None:
     lines = out.splitlines()
     assert lines[0] == "✓ result: a" and lines[1] == "✗ result: b: expected 3, got 2"
     assert "expected a dict with the keys ['a']" in lines[2] and "has no key 'a'" in lines[3]
+
+
+def test_a_per_case_tolerance_replaces_the_exercises_own() -> None:
+    from course.hidden import Exercise, compare_outputs
+
+    def call(ns, inp):
+        return {}
+
+    want = {"w": np.array([1.0, 2.0])}
+    ex = Exercise(id="ch99.tol", points=1, needs=(), call=call, expected=lambda inp: want,
+                  rtol=1e-9, atol=0.0, tolerance=lambda inp: (1e-9, inp["bound"]),
+                  mistakes={"doubled": lambda inp: {"w": 2 * want["w"]}})
+    near = {"w": want["w"] + 1e-5}
+    assert compare_outputs(ex, {"bound": 1e-4}, near, want) is None          # within this case's bound
+    msg = compare_outputs(ex, {"bound": 1e-7}, near, want)                    # not within a tighter one
+    assert msg is not None and msg.startswith("wrong values"), msg
+    msg = compare_outputs(ex, {"bound": 1e-4}, {"w": 2 * want["w"] + 1e-5}, want)
+    assert msg is not None and msg.startswith("this looks like doubled"), msg   # mistakes at the same bound
