@@ -253,8 +253,12 @@ def diagnose_value(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8,
                     f"asked: {diff}")
         # any one number is a constant times another: a factor only means something for an
         # array, or when it is one of the factors that mistakes produce
-        if w.size > 1 or any(math.isclose(scale, f, rel_tol=1e-6) for f in _MEANINGFUL_FACTORS):
-            return f"off by a constant factor of {_factor_words(scale)}: {diff}"
+        # a factor just outside the tolerance of +-1 (1.0000003, -0.9996) would print as "1" or
+        # "-1", which explains nothing: those answers get the generic message below
+        words = _factor_words(scale)
+        if words not in ("1", "-1") and (
+                w.size > 1 or any(math.isclose(scale, f, rel_tol=1e-6) for f in _MEANINGFUL_FACTORS)):
+            return f"off by a constant factor of {words}: {diff}"
     if w.size == 1:
         if w.ndim == 0 and g.ndim == 0 and w.dtype.kind in "biuf" and g.dtype.kind in "biuf":
             a, b = _distinct(w.item(), g.item())

@@ -220,3 +220,20 @@ def test_a_per_case_tolerance_replaces_the_exercises_own() -> None:
     assert msg is not None and msg.startswith("wrong values"), msg
     msg = compare_outputs(ex, {"bound": 1e-4}, {"w": 2 * want["w"] + 1e-5}, want)
     assert msg is not None and msg.startswith("this looks like doubled"), msg   # mistakes at the same bound
+
+
+@pytest.mark.parametrize("factor, rtol", [(1.0000003, 0.0), (1.0004, 0.0), (1.0004, 1e-6), (0.9997, 1e-6),
+                                          (-1.0004, 1e-6), (-0.9996, 0.0)])
+def test_a_factor_that_prints_as_one_is_not_called_a_constant_factor(factor: float, rtol: float) -> None:
+    # outside the tolerance of +-1, so these are wrong answers, but "off by a constant factor of 1"
+    # (or -1) would explain nothing: they get the generic message
+    msg = diagnose_value(factor * W, W, rtol=rtol, atol=0.0)
+    assert msg is not None and msg.startswith("wrong values (largest difference"), msg
+    assert "constant factor" not in msg, msg
+
+
+def test_a_factor_that_prints_as_itself_is_still_named() -> None:
+    msg = diagnose_value(1.002 * W, W)
+    assert msg is not None and msg.startswith("off by a constant factor of 1.002"), msg
+    msg = diagnose_value(-1.5 * W, W)
+    assert msg is not None and msg.startswith("off by a constant factor of -1.5"), msg
