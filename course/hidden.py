@@ -40,6 +40,12 @@ class Exercise:
     e.g. the caller's input as it is after the learner's function ran ("x was modified").
     Never compute such a property inside ``call``: learner code runs in that process and can
     forge anything computed there (patch ``np.array_equal`` from a default argument, say).
+
+    ``tolerance(inp) -> (rtol, atol)`` (optional) replaces ``rtol``/``atol`` for one case, for
+    answers whose attainable accuracy depends on the inputs (the conditioning of a linear
+    system, the precision of float32 inputs). It runs in the grader's process, derives the bound
+    from the inputs (never from the learner's output), and the exercise's mistakes are matched
+    at the same tolerance, so it must stay well below the difference a mistake makes.
     """
     id: str
     points: float
@@ -55,6 +61,14 @@ class Exercise:
     timeout: float | None = None
     dtype: str | None = None
     exact: Mapping[str, str] = field(default_factory=dict)
+    tolerance: Callable[[Case], tuple[float, float]] | None = None
+
+    def tolerances(self, inp: Case) -> tuple[float, float]:
+        """The (rtol, atol) of one case: ``tolerance(inp)`` when given, else ``rtol``, ``atol``."""
+        if self.tolerance is None:
+            return self.rtol, self.atol
+        rtol, atol = self.tolerance(inp)
+        return float(rtol), float(atol)
 
     def batch_size(self, inp: Case) -> int | None:
         if self.batch_key is None or self.batch_key not in inp:
@@ -239,8 +253,12 @@ def diagnose_value(got: Any, want: Any, rtol: float = 1e-6, atol: float = 1e-8,
                     f"asked: {diff}")
         # any one number is a constant times another: a factor only means something for an
         # array, or when it is one of the factors that mistakes produce
-        if w.size > 1 or any(math.isclose(scale, f, rel_tol=1e-6) for f in _MEANINGFUL_FACTORS):
-            return f"off by a constant factor of {_factor_words(scale)}: {diff}"
+        # a factor just outside the tolerance of +-1 (1.0000003, -0.9996) would print as "1" or
+        # "-1", which explains nothing: those answers get the generic message below
+        words = _factor_words(scale)
+        if words not in ("1", "-1") and (
+                w.size > 1 or any(math.isclose(scale, f, rel_tol=1e-6) for f in _MEANINGFUL_FACTORS)):
+            return f"off by a constant factor of {words}: {diff}"
     if w.size == 1:
         if w.ndim == 0 and g.ndim == 0 and w.dtype.kind in "biuf" and g.dtype.kind in "biuf":
             a, b = _distinct(w.item(), g.item())
@@ -371,6 +389,7 @@ def compare_outputs(ex: Exercise, inp: Case, got: Outputs, want: Outputs) -> str
     if ex.check is not None:
         return ex.check(inp, got, want)
     batch = ex.batch_size(inp)
+    rtol, atol = ex.tolerances(inp)
     wrong_by_mistake: dict[str, dict[str, Any]] = {}
     for name, fn in ex.mistakes.items():
         try:
@@ -387,7 +406,7 @@ def compare_outputs(ex: Exercise, inp: Case, got: Outputs, want: Outputs) -> str
             continue
         mist = {name: m[key] for name, m in wrong_by_mistake.items()
                 if isinstance(m, dict) and key in m}
-        msg = diagnose_value(got[key], w, ex.rtol, ex.atol, batch, mist, ex.dtype)
+        msg = diagnose_value(got[key], w, rtol, atol, batch, mist, ex.dtype)
         if msg is not None:
             return msg if len(want) == 1 else f"{key}: {msg}"
     return None

@@ -202,3 +202,38 @@ def test_outputs_compares_a_dict_key_by_key() -> None:
     lines = out.splitlines()
     assert lines[0] == "✓ result: a" and lines[1] == "✗ result: b: expected 3, got 2"
     assert "expected a dict with the keys ['a']" in lines[2] and "has no key 'a'" in lines[3]
+
+
+def test_a_per_case_tolerance_replaces_the_exercises_own() -> None:
+    from course.hidden import Exercise, compare_outputs
+
+    def call(ns, inp):
+        return {}
+
+    want = {"w": np.array([1.0, 2.0])}
+    ex = Exercise(id="ch99.tol", points=1, needs=(), call=call, expected=lambda inp: want,
+                  rtol=1e-9, atol=0.0, tolerance=lambda inp: (1e-9, inp["bound"]),
+                  mistakes={"doubled": lambda inp: {"w": 2 * want["w"]}})
+    near = {"w": want["w"] + 1e-5}
+    assert compare_outputs(ex, {"bound": 1e-4}, near, want) is None          # within this case's bound
+    msg = compare_outputs(ex, {"bound": 1e-7}, near, want)                    # not within a tighter one
+    assert msg is not None and msg.startswith("wrong values"), msg
+    msg = compare_outputs(ex, {"bound": 1e-4}, {"w": 2 * want["w"] + 1e-5}, want)
+    assert msg is not None and msg.startswith("this looks like doubled"), msg   # mistakes at the same bound
+
+
+@pytest.mark.parametrize("factor, rtol", [(1.0000003, 0.0), (1.0004, 0.0), (1.0004, 1e-6), (0.9997, 1e-6),
+                                          (-1.0004, 1e-6), (-0.9996, 0.0)])
+def test_a_factor_that_prints_as_one_is_not_called_a_constant_factor(factor: float, rtol: float) -> None:
+    # outside the tolerance of +-1, so these are wrong answers, but "off by a constant factor of 1"
+    # (or -1) would explain nothing: they get the generic message
+    msg = diagnose_value(factor * W, W, rtol=rtol, atol=0.0)
+    assert msg is not None and msg.startswith("wrong values (largest difference"), msg
+    assert "constant factor" not in msg, msg
+
+
+def test_a_factor_that_prints_as_itself_is_still_named() -> None:
+    msg = diagnose_value(1.002 * W, W)
+    assert msg is not None and msg.startswith("off by a constant factor of 1.002"), msg
+    msg = diagnose_value(-1.5 * W, W)
+    assert msg is not None and msg.startswith("off by a constant factor of -1.5"), msg

@@ -36,6 +36,51 @@ def _solve(X, y, diag):
     return np.linalg.solve(X.T @ X / N + diag * np.eye(P), X.T @ y / N)
 
 
+def _unit_roundoff(*arrays) -> float:
+    """The unit roundoff of the least precise floating-point input (float64 for integers)."""
+    return max(np.finfo(a.dtype if a.dtype.kind == "f" else np.float64).eps / 2
+               for a in map(np.asarray, arrays))
+
+
+def _ls_error_bound(X, y, rho: float, w: np.ndarray) -> float:
+    """A bound on ||w_computed - w||_2 for any backward-stable solve of the normal equations in
+    the inputs' own precision u (float32 inputs may be solved in float32).
+
+    Forming A = X^T X / N + rho I and b = X^T y / N perturbs them by at most n u |X|^T |X| / N and
+    n u |X|^T |y| / N (|.| entrywise), and a solve by LU adds a backward error of about
+    3 P u |A|; n = N + 3P covers both (the gamma_n of Higham, Accuracy and Stability of
+    Numerical Algorithms, 3.5 and 9.4). A perturbation dA, db of A w = b moves w by at most
+    ||A^{-1}|| (||dA|| ||w|| + ||db||), with ||A^{-1}|| = 1 / (sigma_min(X)^2 / N + rho): the
+    cond(X)^2 of the normal equations. The reference (lstsq on the stacked system, in float64)
+    is more accurate than that."""
+    u = _unit_roundoff(X, y)
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64).reshape(X.shape[0], -1)
+    N, P = X.shape
+    s = np.linalg.svd(X, compute_uv=False)
+    s_min = s[-1] if len(s) == P else 0.0
+    inv_norm = 1.0 / (s_min ** 2 / N + rho)
+    AX = np.linalg.norm(np.abs(X).T @ np.abs(X), 2) / N
+    Ay = np.linalg.norm(np.abs(X).T @ np.abs(y)) / N
+    bound = (N + 3 * P) * u * inv_norm * ((AX + rho) * np.linalg.norm(w) + Ay)
+    if not np.isfinite(bound):
+        raise ValueError("no unique solution (rho = 0 and rank(X) < P): not a valid case")
+    return float(bound)
+
+
+def _ls_tolerance(inp):
+    """The exercise's rtol 1e-6 for answers computed at full precision, plus the error bound of
+    this case's normal equations (it matters for float32 inputs and ill-conditioned X)."""
+    w = _ridge(inp["X"], inp["y"], float(inp["rho"]))
+    return 1e-6, max(1e-9, _ls_error_bound(inp["X"], inp["y"], float(inp["rho"]), w))
+
+
+def _with_condition_number(rng: np.random.Generator, n: int, cond: float) -> np.ndarray:
+    """A random n x n matrix with singular values spread geometrically from 3 to 3 / cond."""
+    U, _, Vt = np.linalg.svd(rng.normal(size=(n, n)))
+    return (U * np.geomspace(3.0, 3.0 / cond, n)) @ Vt
+
+
 def _ls_inputs(rng: np.random.Generator) -> list[dict]:
     cases = [
         {"X": rng.normal(size=(40, 5)), "y": rng.normal(size=40), "rho": 0.0},         # tall, no decay
@@ -43,7 +88,9 @@ def _ls_inputs(rng: np.random.Generator) -> list[dict]:
         {"X": rng.normal(size=(30, 4)), "y": rng.normal(size=(30, 3)), "rho": 0.2},    # three targets
         {"X": rng.normal(size=(20, 3)), "y": rng.normal(size=(20, 1)), "rho": 0.05},   # y as a column
         {"X": rng.normal(size=(3, 8)), "y": rng.normal(size=3), "rho": 0.7},           # N < P: only rho decides
-        {"X": rng.normal(size=(6, 6)), "y": rng.normal(size=6), "rho": 0.0},           # square
+        # square, without decay: a random square X has an unbounded condition number (above
+        # 1e4 for about one seed in a thousand), so it is drawn with cond(X) = 100
+        {"X": _with_condition_number(rng, 6, 100.0), "y": rng.normal(size=6), "rho": 0.0},
         {"X": np.array([[2.5]]), "y": np.array([-1.5]), "rho": 0.0},                   # one example, one weight
         {"X": rng.normal(size=(1, 4)), "y": rng.normal(size=1), "rho": 1.0},           # one example, ridge
         {"X": rng.normal(size=(50, 3)) * 1e3, "y": rng.normal(size=50) * 1e3, "rho": 1e4},   # large values
@@ -336,6 +383,7 @@ def _sym_sum(inp):
 EXERCISES = [
     Exercise(id="ch05.least_squares", points=2, needs=("least_squares",),
              inputs=_ls_inputs, call=_ls_call, expected=_ls_expected, rtol=1e-6, atol=1e-9, dtype="float64",
+             tolerance=_ls_tolerance,
              mistakes={
                  "weight decay without the factor N: (X^T X + rho I) w = X^T y solves the problem for "
                  "the sum of squared errors, not the mean (divide X^T X and X^T y by N, or use N rho)":
