@@ -13,7 +13,7 @@ import numpy as np
 
 from . import functional as F
 from . import init
-from .tensor import Tensor, stack
+from .tensor import Tensor, _grad_is_private, _unbroadcast, stack
 
 
 class Parameter(Tensor):
@@ -288,6 +288,11 @@ class RNN(Module):
     last step, so the gradient of a loss at step t flows back through at most k cell applications
     (exactly k for the last step, between 1 and k for earlier ones); ``truncate=1`` is the
     "update after every step" scheme. ``None`` is full BPTT.
+
+    The whole sequence is one node of the graph (op ``rnn_tanh``, see ``_rnn_tanh``): it computes
+    what unrolling ``self.cell`` step by step computes (the graph chapter 11 draws), with the input
+    projection of all steps in one matrix product and the weight gradients of all steps in one
+    product each. A cell whose ``forward`` is not ``RNNCell.forward`` (a subclass) is unrolled.
     """
 
     def __init__(self, input_size: int, hidden_size: int, *, batch_first: bool = False, rng=None,
@@ -302,9 +307,17 @@ class RNN(Module):
         if X.ndim != 3 or X.shape[2] != self.cell.input_size:
             layout = "(N, T, input)" if self.batch_first else "(T, N, input)"
             raise ValueError(f"RNN: expected input of shape {layout} with input={self.cell.input_size}, got {X.shape}")
+        h = h0 if h0 is None or isinstance(h0, Tensor) else Tensor(h0, dtype=self.cell.weight_ih.dtype)
+        if type(self.cell).forward is RNNCell.forward:
+            x = x if isinstance(x, Tensor) else Tensor(X)
+            outputs = _rnn_tanh(x, h, self.cell, truncate, self.batch_first)
+            return outputs, (outputs[:, -1] if self.batch_first else outputs[-1])
+        return self._unrolled(x, X, h, truncate)
+
+    def _unrolled(self, x, X: np.ndarray, h: Tensor | None, truncate: int | None) -> tuple[Tensor, Tensor]:
+        """The step-by-step graph: one cell application (about ten nodes) per step."""
         steps = X.shape[1] if self.batch_first else X.shape[0]
         x_needs_grad = isinstance(x, Tensor) and x.requires_grad
-        h = h0 if h0 is None or isinstance(h0, Tensor) else Tensor(h0, dtype=self.cell.weight_ih.dtype)
         hs = []
         for t in range(steps):
             if truncate is not None and h is not None and (steps - t) % truncate == 0:
@@ -316,3 +329,97 @@ class RNN(Module):
             h = self.cell(xt, h)
             hs.append(h)
         return stack(hs, axis=1 if self.batch_first else 0), h
+
+
+def _rnn_tanh(x: Tensor, h0: Tensor | None, cell: RNNCell, truncate, batch_first: bool) -> Tensor:
+    """All steps of h_t = tanh(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh) as one node.
+
+    Forward: the input projection of every step in one product, then the recurrence in numpy
+    (each h_t overwrites its step's projection: one array of the outputs' size in all).
+    Backward, once back through time: dA_t = (dL/dh_t + dA_{t+1} W_hh) * (1 - h_t^2), where the
+    term from step t+1 is left out where truncation detached h_t (as ``h.detach()`` in the
+    unrolled loop does); then dL/dW_ih = dA^T X, dL/dW_hh = sum_t dA_t^T h_{t-1} (one product over
+    the stacked steps), dL/db_ih = dL/db_hh = dA summed over steps and batch, dL/dx_t = dA_t W_ih,
+    dL/dh0 = dA_1 W_hh (unless detached). dA overwrites the incoming gradient when nothing else
+    holds it (as relu's backward does)."""
+    W_ih, W_hh, b_ih, b_hh = cell.weight_ih.data, cell.weight_hh.data, cell.bias_ih.data, cell.bias_hh.data
+    X = x.data
+    if batch_first:
+        X = np.ascontiguousarray(X.swapaxes(0, 1))      # time-major inside
+    T, N, I = X.shape
+    H = W_hh.shape[0]
+    if T == 0:
+        raise ValueError(f"RNN: the input of shape {x.shape} has no time steps; need at least one")
+    H0 = None
+    if h0 is not None:
+        H0 = h0.data
+        try:
+            fits = np.broadcast_shapes(H0.shape, (N, H)) == (N, H)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"RNN: h0 of shape {H0.shape} does not fit the hidden state of shape (N, hidden) = {(N, H)}")
+    # the dtype the unrolled cells produce (W_hh only enters when some step has a previous state)
+    dtype = np.result_type(X, W_ih, b_ih, b_hh, *((W_hh,) if T > 1 or H0 is not None else ()),
+                           *((H0,) if H0 is not None else ()))
+    cut = [truncate is not None and (T - t) % truncate == 0 for t in range(T)]  # h_{t-1} detached at step t
+    Y = np.empty((T, N, H), dtype=dtype)
+    np.matmul(X.reshape(T * N, I), W_ih.T, out=Y.reshape(T * N, H))
+    Y += b_ih + b_hh
+    Whh_T, tanh = W_hh.T, np.tanh
+    if H0 is not None:
+        Y[0] += H0 @ Whh_T            # h0 may be one row for the whole batch
+    tanh(Y[0], out=Y[0])
+    for t in range(1, T):
+        a = Y[t - 1] @ Whh_T
+        a += Y[t]
+        tanh(a, out=Y[t])
+    h0_grad = H0 is not None and h0.requires_grad and not cut[0]
+    parents = (x, cell.weight_ih, cell.weight_hh, cell.bias_ih, cell.bias_hh) + ((h0,) if H0 is not None else ())
+
+    def backward(g: np.ndarray):
+        G = g.swapaxes(0, 1) if batch_first else g
+        mul, sub = np.multiply, np.subtract
+        if (_grad_is_private() and not batch_first and type(g) is np.ndarray and g.dtype == Y.dtype
+                and g.flags.c_contiguous and g.flags.writeable):
+            dA, D = g, None           # nobody else holds g: dA overwrites it step by step
+        else:
+            # 1 - h_t^2 for all steps, overwritten step by step with dA
+            dA = D = np.multiply(Y, Y, dtype=np.result_type(g.dtype, Y.dtype))
+            sub(1, D, out=D)
+        carry = None                  # dL/dh_t through step t+1
+        for t in range(T - 1, -1, -1):
+            if D is None:
+                d = Y[t] * Y[t]
+                sub(1, d, out=d)
+            else:
+                d = D[t]
+            if carry is None:
+                mul(G[t], d, out=dA[t])
+            else:
+                carry += G[t]
+                mul(carry, d, out=dA[t])
+            carry = dA[t] @ W_hh if t and not cut[t] else None
+        dA2 = dA.reshape(T * N, H)
+        gx = gwih = gwhh = gb = None
+        if x.requires_grad:
+            gx = np.empty((T, N, I), dtype=np.result_type(dA, W_ih))
+            np.matmul(dA2, W_ih, out=gx.reshape(T * N, I))
+            if batch_first:
+                gx = gx.swapaxes(0, 1)
+        if cell.weight_ih.requires_grad:
+            gwih = dA2.T @ X.reshape(T * N, I)
+        if cell.weight_hh.requires_grad and (T > 1 or H0 is not None):  # else W_hh was never used
+            gwhh = dA[1:].reshape(-1, H).T @ Y[:-1].reshape(-1, H) if T > 1 else None
+            if H0 is not None:
+                g0 = dA[0].T @ np.broadcast_to(H0, (N, H))
+                gwhh = g0 if gwhh is None else gwhh.__iadd__(g0)
+        if cell.bias_ih.requires_grad or cell.bias_hh.requires_grad:
+            gb = dA2.sum(axis=0)
+        grads = (gx, gwih, gwhh, gb, None if gb is None else gb.copy())
+        if H0 is None:
+            return grads
+        return grads + (_unbroadcast(dA[0] @ W_hh, H0.shape) if h0_grad else None,)
+
+    out = Y.swapaxes(0, 1).copy() if batch_first else Y
+    return Tensor._make(out, parents, backward, "rnn_tanh")

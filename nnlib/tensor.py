@@ -349,6 +349,15 @@ class Tensor:
     def __mul__(self, other: ArrayLike) -> "Tensor":
         """d(ab)/da = b, d(ab)/db = a."""
         a, b = self, _lift(other, self)
+        if a is b:  # a square: the two gradients g*a are equal, so send their sum, exactly 2(g*a), once
+            def backward_square(g: np.ndarray):
+                ga = g * a.data
+                if type(ga) is np.ndarray:
+                    np.add(ga, ga, out=ga)
+                else:  # 0-d: a numpy scalar
+                    ga = ga + ga
+                return (ga, None)
+            return Tensor._make(np.multiply(a.data, a.data), (a, a), backward_square, "mul")
 
         def backward(g: np.ndarray):
             return (_unbroadcast(g * b.data, a.shape) if a.requires_grad else None,
@@ -576,6 +585,12 @@ class Tensor:
 # --------------------------------------------------------------------- helpers and free functions
 def _no_backward(g: np.ndarray):  # pragma: no cover - detach never records a graph
     return ()
+
+
+def _grad_is_private() -> bool:
+    """Inside an op's backward: whether nothing but the engine holds the incoming gradient, so the
+    op may overwrite it (for ops defined outside this module, which cannot read the global)."""
+    return _private_grad
 
 
 def _lift(x: ArrayLike, like: Tensor) -> Tensor:

@@ -425,6 +425,23 @@ def test_graph_100000_ops_deep_backpropagates_and_is_collected():
     assert first() is None
 
 
+@given(values=hnp.arrays(np.float64, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4),
+                         elements=st.floats(-3, 3, allow_subnormal=False)),
+       dtype=st.sampled_from([np.float32, np.float64]))
+def test_square_sends_one_gradient_equal_to_the_two_of_a_product(values, dtype):
+    """x * x records one gradient, 2 (g x), instead of g x for each operand: the same bits as
+    the sum the engine formed before (doubling is exact), and the same as x * y with y = x."""
+    x = leaf(values, dtype)
+    upstream = np.random.default_rng(0).normal(size=values.shape).astype(dtype)
+    (x * x).backward(upstream)
+    y = leaf(values, dtype)
+    y2 = leaf(values, dtype)
+    (y * y2).backward(upstream)
+    assert x.grad.dtype == dtype
+    np.testing.assert_array_equal(x.grad, y.grad + y2.grad)
+    np.testing.assert_array_equal((x * x).data, values.astype(dtype) ** 2)
+
+
 def test_fan_out_accumulates_in_reverse_topological_order():
     # x -> a, b -> c uses both; x gets every path's contribution exactly once
     x = leaf(2.0)
