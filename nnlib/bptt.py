@@ -74,13 +74,15 @@ def rnn_backward(x: np.ndarray, hs: np.ndarray, W_ih: np.ndarray, W_hh: np.ndarr
     if hs.shape != (T + 1, N, H) or grad_h.shape != (T, N, H):
         raise ValueError(f"rnn_backward: for x of shape {np.shape(x)} and hidden = {H}, hs must have shape "
                          f"{(T + 1, N, H)} and grad_h {(T, N, H)}; got {hs.shape} and {grad_h.shape}")
-    deltas = np.empty((T, N, H), dtype=np.result_type(hs, grad_h, np.float64))
+    deltas = 1.0 - hs[1:] ** 2                           # tanh'(a_t), then δ_t in place
     g = np.zeros((N, H), dtype=deltas.dtype)
     for t in range(T, 0, -1):
-        deltas[t - 1] = (g + grad_h[t - 1]) * (1.0 - hs[t] ** 2)
-        g = deltas[t - 1] @ W_hh
+        d = deltas[t - 1]
+        d *= g + grad_h[t - 1]
         if k is not None and (T - t + 1) % k == 0:
             g = np.zeros_like(g)                         # h_{t-1} was detached here
+        else:
+            g = d @ W_hh
     flat = deltas.reshape(T * N, H)
     return {"W_ih": flat.T @ np.asarray(x).reshape(T * N, I), "W_hh": flat.T @ hs[:-1].reshape(T * N, H),
             "b": flat.sum(axis=0), "x": deltas @ W_ih, "h0": g}
