@@ -9,7 +9,8 @@ load without any network access:
 
 - :func:`load_digits`: the 8x8 UCI handwritten digits (1,797 images, CC BY 4.0);
 - :func:`load_text`: Volume I of Jane Austen's *Pride and Prejudice* (public domain), with
-  :class:`CharVocab` to turn characters into integer codes and back.
+  :class:`CharVocab` to turn characters into integer codes and back, and :func:`text_windows`
+  to cut the codes into (input, next character) windows or into contiguous streams of segments.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "load_digits",
     "load_text",
     "CharVocab",
+    "text_windows",
     "train_test_split",
     "batches",
     "one_hot",
@@ -360,6 +362,74 @@ class CharVocab:
                 f"CharVocab.decode: codes must lie in 0..{len(self) - 1}, got {bad[:5].tolist()}"
             )
         return "".join(self.chars[i] for i in codes.tolist())
+
+
+def text_windows(
+    codes: np.ndarray, length: int, *, batch: int | None = None, stride: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a text's codes into (inputs, targets) windows for a next-character model.
+
+    The targets are the inputs shifted by one character: ``targets[..., j]`` is the character
+    that follows ``inputs[..., j]`` in ``codes``. Both are int64 arrays of the same shape.
+
+    - Without ``batch``: windows of ``length`` characters starting at ``0, stride, 2 stride, ...``
+      (``stride`` defaults to ``length``: windows side by side, no overlap), as many as fit with
+      their targets: ``n_windows = (len(codes) - 1 - length) // stride + 1``. Shape
+      ``(n_windows, length)``.
+    - With ``batch=B`` (for truncated BPTT with the state carried from one segment to the next):
+      the ``len(codes) - 1`` (input, target) pairs are cut into ``B`` contiguous streams of
+      ``S = (len(codes) - 1) // B`` pairs each, stream ``b`` starting at character ``b * S``, and
+      each stream into ``n_segments = S // length`` consecutive segments. Shape
+      ``(n_segments, B, length)``: segment ``s + 1`` of stream ``b`` continues segment ``s``
+      exactly (``inputs[s + 1, b, 0]`` is the character after ``inputs[s, b, -1]``), so the last
+      hidden state of segment ``s`` is the right initial state for segment ``s + 1``. What is
+      dropped is the remainder: the last ``S - n_segments * length`` pairs of each stream (fewer
+      than ``length``) and the last ``(len(codes) - 1) - B * S`` pairs of the text (fewer than
+      ``B``). ``stride`` is not allowed with ``batch`` (segments never overlap). For
+      ``nn.RNN``'s layout (T, N), take ``inputs[s].T``.
+
+    Raises ``ValueError`` naming the bad argument when ``codes`` is not a 1-D integer array,
+    when ``length``, ``batch`` or ``stride`` is not a positive integer, or when the text is too
+    short for a single window (or segment per stream).
+    """
+    where = "text_windows"
+    codes = np.asarray(codes)
+    if codes.ndim != 1 or (codes.size and not np.issubdtype(codes.dtype, np.integer)):
+        raise ValueError(
+            f"{where}: codes must be a 1-D array of integer character codes (CharVocab.encode), "
+            f"got shape {codes.shape} and dtype {codes.dtype}"
+        )
+    codes = codes.astype(np.int64, copy=False)
+    length = _check_int(length, "length", where, 1)
+    pairs = codes.shape[0] - 1
+    if batch is None:
+        stride = length if stride is None else _check_int(stride, "stride", where, 1)
+        if pairs < length:
+            raise ValueError(
+                f"{where}: {codes.shape[0]} codes give no window of length {length} "
+                f"(a window and its targets need at least length + 1 = {length + 1} codes)"
+            )
+        starts = np.arange(0, pairs - length + 1, stride)
+        idx = starts[:, None] + np.arange(length)[None, :]
+        return codes[idx], codes[idx + 1]
+    batch = _check_int(batch, "batch", where, 1)
+    if stride is not None:
+        raise ValueError(
+            f"{where}: stride={stride!r} cannot be combined with batch={batch}: with batch the "
+            f"segments of each stream follow one another without overlap; leave stride=None"
+        )
+    per_stream = pairs // batch if pairs > 0 else 0
+    n_segments = per_stream // length
+    if n_segments < 1:
+        raise ValueError(
+            f"{where}: {codes.shape[0]} codes cut into batch={batch} streams give "
+            f"{per_stream} (input, target) pairs per stream, fewer than one segment of "
+            f"length={length}; need at least batch * length + 1 = {batch * length + 1} codes"
+        )
+    idx = (np.arange(batch)[None, :, None] * per_stream
+           + np.arange(n_segments)[:, None, None] * length
+           + np.arange(length)[None, None, :])
+    return codes[idx], codes[idx + 1]
 
 
 # --------------------------------------------------------------------------------------------

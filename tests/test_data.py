@@ -254,3 +254,72 @@ def test_standardise_fits_on_train_only():
     np.testing.assert_allclose(s.inverse_transform(s.transform(X_test)), X_test)
     with pytest.raises(RuntimeError, match=r"Standardiser.transform: call fit\(X_train\) first"):
         D.Standardiser().transform(X_test)
+
+
+# ---- text windows for next-character models (chapter 11) -----------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 300), length=st.integers(1, 20), stride=st.one_of(st.none(), st.integers(1, 7)),
+       seed=st.integers(0, 10**6))
+def test_text_windows_targets_are_the_next_characters(n, length, stride, seed):
+    codes = np.random.default_rng(seed).integers(0, 9, size=n)
+    if n - 1 < length:
+        with pytest.raises(ValueError, match=rf"text_windows: {n} codes give no window of length {length}"):
+            D.text_windows(codes, length, stride=stride)
+        return
+    x, y = D.text_windows(codes, length, stride=stride)
+    step = length if stride is None else stride
+    assert x.dtype == y.dtype == np.int64 and x.shape == y.shape == ((n - 1 - length) // step + 1, length)
+    for i in range(x.shape[0]):
+        np.testing.assert_array_equal(x[i], codes[i * step: i * step + length])
+        np.testing.assert_array_equal(y[i], codes[i * step + 1: i * step + length + 1])
+    assert (x.shape[0] - 1) * step + length + 1 <= n < x.shape[0] * step + length + 1  # no window left out
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(2, 400), length=st.integers(1, 12), batch=st.integers(1, 8), seed=st.integers(0, 10**6))
+def test_text_windows_streams_are_contiguous_and_lose_only_the_remainder(n, length, batch, seed):
+    codes = np.random.default_rng(seed).integers(0, 5, size=n)
+    per_stream = (n - 1) // batch
+    if per_stream < length:
+        with pytest.raises(ValueError, match=r"text_windows: .* fewer than one segment of length"):
+            D.text_windows(codes, length, batch=batch)
+        return
+    x, y = D.text_windows(codes, length, batch=batch)
+    n_seg = per_stream // length
+    assert x.shape == y.shape == (n_seg, batch, length) and x.dtype == y.dtype == np.int64
+    streams_x = x.transpose(1, 0, 2).reshape(batch, -1)   # stream b, its segments one after another
+    streams_y = y.transpose(1, 0, 2).reshape(batch, -1)
+    for b in range(batch):
+        start = b * per_stream                             # each stream is one piece of the text
+        np.testing.assert_array_equal(streams_x[b], codes[start: start + n_seg * length])
+        np.testing.assert_array_equal(streams_y[b], codes[start + 1: start + n_seg * length + 1])
+    # segment s + 1 continues segment s: its first input is the last target of segment s
+    np.testing.assert_array_equal(x[1:, :, 0], y[:-1, :, -1])
+    # what is dropped: fewer than `length` pairs per stream, fewer than `batch` at the end
+    assert 0 <= per_stream - n_seg * length < length and 0 <= (n - 1) - batch * per_stream < batch
+    # every pair that is kept appears once
+    pos = (np.arange(batch)[:, None] * per_stream + np.arange(n_seg * length)[None, :]).ravel()
+    assert len(np.unique(pos)) == batch * n_seg * length
+
+
+def test_text_windows_on_the_shipped_text_and_its_errors():
+    text = D.load_text(n_chars=1001)
+    vocab = D.CharVocab(text)
+    x, y = D.text_windows(vocab.encode(text), 25, batch=4)
+    assert x.shape == (10, 4, 25)
+    assert vocab.decode(x[0, 0]) + vocab.decode(x[1, 0])[:1] == text[:26]
+    assert vocab.decode(y[0, 1]) == text[251:276]
+    with pytest.raises(ValueError, match=r"text_windows: codes must be a 1-D array of integer .* shape \(2, 3\)"):
+        D.text_windows(np.zeros((2, 3), dtype=np.int64), 2)
+    with pytest.raises(ValueError, match=r"text_windows: codes must be .* dtype float64"):
+        D.text_windows(np.zeros(10), 2)
+    with pytest.raises(ValueError, match=r"text_windows: length must be an integer >= 1, got 0"):
+        D.text_windows(np.arange(10), 0)
+    with pytest.raises(ValueError, match=r"text_windows: batch must be an integer >= 1, got 0"):
+        D.text_windows(np.arange(10), 2, batch=0)
+    with pytest.raises(ValueError, match=r"text_windows: stride=3 cannot be combined with batch=2"):
+        D.text_windows(np.arange(10), 2, batch=2, stride=3)
+    with pytest.raises(ValueError, match=r"need at least batch \* length \+ 1 = 41 codes"):
+        D.text_windows(np.arange(30), 10, batch=4)
